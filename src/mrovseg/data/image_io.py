@@ -1,0 +1,125 @@
+"""The one image and label reader of the package (training, evaluation and prediction all use it).
+
+``load_image`` returns ``uint8 (H, W, 3)`` RGB whatever the file's mode: grayscale (``L``, ``LA``),
+``RGBA``, palette (``P``), 16-bit (``I;16``), 32-bit integer (``I``) and float (``F``) images are
+converted; the EXIF orientation of photographs is applied unless asked not to. ``load_label`` returns
+the label map as stored (``uint8`` PNG, palette indices of a ``P`` PNG, ``uint16`` PNG or TIFF).
+Both raise :class:`ImageReadError`, naming the file, when it is missing or not a readable image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = ["ImageReadError", "load_image", "load_label", "to_uint8_rgb"]
+
+_TIFF_SUFFIXES = (".tif", ".tiff")
+_GRAY_HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+class ImageReadError(ValueError):
+    """A file is missing, unreadable or not an image; the message names the file."""
+
+
+def load_image(path: str | Path, exif_transpose: bool = True) -> np.ndarray:
+    """Reads an image file as RGB.
+
+    Args:
+        path: Image file (any format Pillow reads: JPEG, PNG, TIFF, BMP, WebP, GIF, ...).
+        exif_transpose: Apply the EXIF orientation tag (what a photo viewer shows). Datasets pass
+            ``False``: their label maps are drawn on the stored pixel grid, not the rotated one.
+
+    Returns:
+        ``uint8`` array ``(H, W, 3)``, RGB, C-contiguous.
+
+    Raises:
+        ImageReadError: The file is missing or cannot be decoded as an image.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            if exif_transpose:
+                img = ImageOps.exif_transpose(img)
+            return to_uint8_rgb(img)
+    except FileNotFoundError as err:
+        raise ImageReadError(f"image file not found: {path}") from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as err:
+        raise ImageReadError(f"cannot read image {path}: {type(err).__name__}: {err}") from err
+
+
+def to_uint8_rgb(img: Image.Image) -> np.ndarray:
+    """Converts a Pillow image of any mode to ``uint8 (H, W, 3)`` RGB.
+
+    High-bit-depth grayscale is scaled to 8 bits: ``I;16`` (and ``I`` holding values above 255)
+    by ``/ 257`` (65535 -> 255); ``F`` in ``[0, 1]`` by ``* 255``, other ``F`` ranges by min-max
+    scaling. Alpha channels are dropped; palette images are expanded through their palette.
+    """
+    if img.mode == "RGB":
+        return np.array(img, dtype=np.uint8)
+    if img.mode in _GRAY_HIGH_BIT_MODES:
+        gray = _high_bit_gray_to_uint8(np.asarray(img), sixteen_bit=img.mode.startswith("I;16"))
+        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")  # avoids Pillow's warning; alpha is dropped below
+    return np.array(img.convert("RGB"), dtype=np.uint8)
+
+
+def _high_bit_gray_to_uint8(arr: np.ndarray, sixteen_bit: bool) -> np.ndarray:
+    if arr.dtype.kind == "f":
+        arr = np.nan_to_num(arr.astype(np.float64))
+        lo, hi = float(arr.min(initial=0.0)), float(arr.max(initial=0.0))
+        scaled = arr * 255.0 if lo >= 0.0 and hi <= 1.0 else (arr - lo) * (255.0 / max(hi - lo, 1e-12))
+        return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    arr = arr.astype(np.int64)
+    if not sixteen_bit and arr.min(initial=0) >= 0 and arr.max(initial=0) <= 255:
+        return arr.astype(np.uint8)  # 8-bit values held in a 32-bit ``I`` image
+    return np.clip(np.rint(arr / 257.0), 0, 255).astype(np.uint8)
+
+
+def load_label(path: str | Path) -> np.ndarray:
+    """Reads a label map as stored on disk, without any value mapping.
+
+    PNG labels come back as ``uint8`` (``L`` and palette indices of ``P`` images) or ``uint16``
+    (16-bit PNG); TIFF labels (ADE-847, PC-459) as ``uint16`` through ``tifffile``.
+
+    Args:
+        path: Label file (``.png`` or ``.tif``/``.tiff``).
+
+    Returns:
+        Integer array ``(H, W)``.
+
+    Raises:
+        ImageReadError: The file is missing, unreadable, or not a single-channel integer map.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"label file not found: {path}")
+    try:
+        if path.suffix.lower() in _TIFF_SUFFIXES:
+            arr = np.asarray(tifffile.imread(path))
+        else:
+            with Image.open(path) as img:
+                if img.mode not in ("L", "P", "I;16", "I;16L", "I;16B", "I;16N", "I", "1"):
+                    raise ImageReadError(
+                        f"label {path} has image mode {img.mode!r}; expected a single-channel map "
+                        "(uint8 PNG, palette PNG or uint16 PNG/TIFF)"
+                    )
+                arr = np.array(img)
+    except ImageReadError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as err:
+        raise ImageReadError(f"cannot read label {path}: {type(err).__name__}: {err}") from err
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 2 or arr.dtype.kind not in "iub":
+        raise ImageReadError(
+            f"label {path} has shape {arr.shape} and dtype {arr.dtype}; expected a single-channel "
+            "integer map (H, W)"
+        )
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8)
+    return arr

@@ -1,0 +1,329 @@
+"""Frozen open_clip ViT wrapper: per-layer tokens for any view size, cached K/V, text embeddings.
+
+MROVSeg (arXiv 2408.14776, Sec. 3.3) runs one frozen CLIP ViT over a low-resolution global view
+and high-resolution slices. This module owns that CLIP:
+
+* builds an open_clip model from a name and a ``pretrained`` tag or local file (``openai`` tags
+  use the QuickGELU variant they were trained with);
+* runs the vision trunk once over a batch of same-sized views with the positional embedding
+  interpolated to the view's patch grid, returning the hidden states of the tapped layers and the
+  keys/values of the last blocks, so that the classifier (Eq. 8) reuses CLIP's own K/V and never
+  runs CLIP a second time;
+* encodes a vocabulary (class names with comma-separated synonyms × prompt templates, averaged
+  and L2-normalised) once per vocabulary and caches it.
+
+The trunk is re-implemented here as a loop over open_clip's own blocks and weights (fused
+``scaled_dot_product_attention``), so that keys and values can be kept; a test checks that it is
+equal to open_clip's ``encode_image``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+_WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+
+
+@dataclass
+class ViewFeatures:
+    """What one trunk pass over a batch of views returns.
+
+    Attributes:
+        layers: hidden state after layer ``l`` (0 = stem, after ``ln_pre``) for each tapped ``l``;
+            each ``(N, 1 + gh*gw, D)`` with [CLS] first.
+        kv: for each classification block (in order), that block's ``(k, v)`` computed from the
+            block's LayerNorm'ed input, each ``(N, heads, 1 + gh*gw, head_dim)``.
+        grid: the patch grid ``(gh, gw)`` of the views.
+    """
+
+    layers: dict[int, torch.Tensor]
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+    grid: tuple[int, int]
+
+
+class CLIPWeightsError(RuntimeError):
+    """CLIP weights could not be found or loaded."""
+
+
+def _is_path_like(value: str) -> bool:
+    return os.sep in value or value.startswith(".") or value.endswith(_WEIGHT_SUFFIXES)
+
+
+def _register_config(model_config: str | Path) -> str:
+    path = Path(model_config)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"open_clip model config not found: {path}. Expected a JSON file with "
+            "'embed_dim', 'vision_cfg' and 'text_cfg' (open_clip's model-config format)."
+        )
+    open_clip.add_model_config(str(path))
+    if open_clip.get_model_config(path.stem) is None:
+        raise ValueError(f"{path} is not a valid open_clip model config (needs embed_dim, vision_cfg, text_cfg).")
+    return path.stem
+
+
+def build_open_clip(model_name: str, pretrained: str | None, model_config: str | Path | None = None) -> nn.Module:
+    """Creates an open_clip model from a name and a tag, a local weights file, or nothing (random).
+
+    Args:
+        model_name: open_clip model name, e.g. ``ViT-B-16``; with ``model_config`` it must be the
+            config file's stem.
+        pretrained: an open_clip pretrained tag (``openai``, ``laion2b_s34b_b88k``, ...), a path to
+            a state dict (``.pt``/``.pth``/``.bin``/``.safetensors``) saved from an open_clip model,
+            or None/``"none"`` for random weights (tests and FLOP counting).
+        model_config: optional path of a custom open_clip model-config JSON to register first.
+
+    Raises:
+        FileNotFoundError: ``pretrained`` looks like a path that does not exist.
+        CLIPWeightsError: a tag is unknown or its weights cannot be downloaded (no network).
+    """
+    if model_config is not None:
+        registered = _register_config(model_config)
+        if registered != model_name:
+            raise ValueError(f"model_name {model_name!r} differs from the config file's stem {registered!r}.")
+    if model_name.replace("/", "-") not in open_clip.list_models():
+        raise ValueError(f"Unknown open_clip model {model_name!r}. Known: {', '.join(open_clip.list_models()[:20])}, ...")
+    if pretrained is None or str(pretrained).lower() in ("", "none", "random"):
+        return open_clip.create_model(model_name, pretrained=None)
+    pretrained = str(pretrained)
+    if _is_path_like(pretrained) or Path(pretrained).exists():
+        path = Path(pretrained).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"CLIP weights file not found: {path}. Pass an existing state dict saved from an open_clip "
+                f"'{model_name}' model, e.g. clip.pretrained=/path/to/weights.safetensors."
+            )
+        return open_clip.create_model(model_name, pretrained=str(path))
+    tags = open_clip.list_pretrained_tags_by_model(model_name)
+    if pretrained not in tags:
+        raise CLIPWeightsError(
+            f"{pretrained!r} is neither a file nor a known open_clip tag for {model_name} (tags: {tags})."
+        )
+    quick_gelu = pretrained == "openai" and "quickgelu" not in model_name.lower()
+    try:
+        return open_clip.create_model(model_name, pretrained=pretrained, force_quick_gelu=quick_gelu)
+    except Exception as err:  # download failures surface as many exception types
+        raise CLIPWeightsError(
+            f"Could not load the '{pretrained}' weights of {model_name}: {err}\n"
+            "They are downloaded by open_clip on first use, which needs a network (none here?). Either run once "
+            f"where a network exists: python -c \"import open_clip; open_clip.create_model('{model_name}', "
+            f"pretrained='{pretrained}')\" (cached under ~/.cache/huggingface), or save the weights and pass "
+            "clip.pretrained=/path/to/weights.safetensors (see README, 'CLIP weights offline')."
+        ) from err
+
+
+class CLIPBackbone(nn.Module):
+    """A frozen open_clip ViT that returns per-layer tokens of views of any size and text embeddings.
+
+    Args:
+        model_name: open_clip model name (``ViT-B-16``, ``ViT-L-14``, or a custom config's stem).
+        pretrained: tag, local weights file, or None for random weights (see ``build_open_clip``).
+        model_config: optional custom open_clip model-config JSON (the toy CLIP).
+        image_mean: normalisation mean; defaults to OpenAI CLIP's.
+        image_std: normalisation std; defaults to OpenAI CLIP's.
+        fused_attn: use ``F.scaled_dot_product_attention`` in the trunk.
+    """
+
+    def __init__(
+        self,
+        model_name: str = "ViT-B-16",
+        pretrained: str | None = "openai",
+        model_config: str | None = None,
+        image_mean: Sequence[float] | None = None,
+        image_std: Sequence[float] | None = None,
+        fused_attn: bool = True,
+    ) -> None:
+        super().__init__()
+        self.model_name = model_name
+        self.pretrained = pretrained
+        clip = build_open_clip(model_name, pretrained, model_config)
+        clip.requires_grad_(False)
+        clip.eval()
+        self.clip = clip
+        self.visual = clip.visual
+        self.tokenizer = open_clip.get_tokenizer(model_name)
+        mean = image_mean if image_mean is not None else OPENAI_MEAN
+        std = image_std if image_std is not None else OPENAI_STD
+        self.register_buffer("image_mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("image_std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.fused_attn = fused_attn
+        blocks = self.blocks
+        for blk in blocks:
+            if not isinstance(getattr(blk, "attn", None), nn.MultiheadAttention):
+                raise NotImplementedError(
+                    f"{model_name}: only open_clip ViTs with nn.MultiheadAttention blocks are supported."
+                )
+        self.width: int = self.visual.conv1.out_channels
+        self.heads: int = blocks[0].attn.num_heads
+        self.depth: int = len(blocks)
+        self.patch_size: int = self.visual.conv1.kernel_size[0]
+        self.native_grid: tuple[int, int] = tuple(self.visual.grid_size)
+        self.embed_dim: int = self.visual.output_dim
+        self.num_trunk_calls = 0  # counts vision-trunk passes (tests assert one per step)
+        self._pos_cache: dict[tuple, torch.Tensor] = {}
+        self._text_cache: dict[tuple, torch.Tensor] = {}
+
+    # ------------------------------------------------------------------ frozen-ness
+    def train(self, mode: bool = True) -> CLIPBackbone:
+        """CLIP always stays in eval mode (frozen; no dropout, fixed norms)."""
+        super().train(False)
+        return self
+
+    @property
+    def blocks(self) -> nn.ModuleList:
+        return self.visual.transformer.resblocks
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        return self.clip.logit_scale.detach().exp()
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Maps images in [0, 1] to CLIP's input normalisation."""
+        return (images - self.image_mean) / self.image_std
+
+    # ------------------------------------------------------------------ vision trunk
+    def pos_embed(self, grid: tuple[int, int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """Positional embedding ``(1 + gh*gw, D)`` for a patch grid, bicubically resized, [CLS] kept."""
+        key = (grid, device, dtype)
+        if key not in self._pos_cache:
+            pos = self.visual.positional_embedding.detach()
+            if tuple(grid) == self.native_grid:
+                out = pos
+            else:
+                gh0, gw0 = self.native_grid
+                patch = rearrange(pos[1:], "(h w) d -> 1 d h w", h=gh0, w=gw0).float()
+                patch = F.interpolate(patch, size=grid, mode="bicubic", align_corners=False)
+                out = torch.cat([pos[:1].float(), rearrange(patch, "1 d h w -> (h w) d")], dim=0)
+            self._pos_cache[key] = out.to(device=device, dtype=dtype)
+        return self._pos_cache[key]
+
+    def embed(self, views: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Patchify normalised views ``(N,3,h,w)`` → tokens ``(N, 1+L, D)`` after ``ln_pre``."""
+        p = self.patch_size
+        if views.shape[-2] % p or views.shape[-1] % p:
+            raise ValueError(f"View size {tuple(views.shape[-2:])} is not a multiple of the patch size {p}.")
+        x = self.visual.conv1(views.to(self.visual.conv1.weight.dtype))
+        grid = (x.shape[-2], x.shape[-1])
+        x = rearrange(x, "n d h w -> n (h w) d")
+        cls = self.visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1) + self.pos_embed(grid, x.device, x.dtype)
+        return self.visual.ln_pre(x), grid
+
+    def qkv(self, block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The block's multi-head q, k, v of ``ln_1(x)``, each ``(N, heads, T, head_dim)``."""
+        attn: nn.MultiheadAttention = block.attn
+        qkv = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias)
+        q, k, v = rearrange(qkv, "n t (three h d) -> three n h t d", three=3, h=attn.num_heads)
+        return q, k, v
+
+    def qkv_query(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Only the multi-head queries of ``ln_1(x)`` for a block, ``(N, heads, T, head_dim)``."""
+        attn: nn.MultiheadAttention = block.attn
+        d = attn.embed_dim
+        bias = attn.in_proj_bias[:d] if attn.in_proj_bias is not None else None
+        q = F.linear(block.ln_1(x), attn.in_proj_weight[:d], bias)
+        return rearrange(q, "n t (h d) -> n h t d", h=attn.num_heads)
+
+    def attend(
+        self, block: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Scaled dot-product attention with the block's output projection → ``(N, Tq, D)``."""
+        if self.fused_attn:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        else:
+            logits = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+            if bias is not None:
+                logits = logits + bias
+            out = logits.softmax(dim=-1) @ v
+        out = rearrange(out, "n h t d -> n t (h d)")
+        return block.attn.out_proj(out)
+
+    def block_forward(self, block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One CLIP residual block; also returns its keys and values."""
+        q, k, v = self.qkv(block, x)
+        x = x + block.ls_1(self.attend(block, q, k, v))
+        x = x + block.ls_2(block.mlp(block.ln_2(x)))
+        return x, k, v
+
+    @torch.no_grad()
+    def forward_views(self, views: torch.Tensor, tap_layers: Sequence[int], kv_from: int) -> ViewFeatures:
+        """Runs the frozen trunk once over normalised views of one size.
+
+        Args:
+            views: ``(N, 3, h, w)`` normalised images; h, w multiples of the patch size.
+            tap_layers: layers whose output hidden states to keep (0 = stem, ``depth`` = last).
+            kv_from: keep keys/values of blocks ``kv_from .. depth-1`` (0-based block index, i.e. the
+                blocks after layer ``kv_from``); also taps layer ``kv_from``.
+        """
+        self.num_trunk_calls += 1
+        wanted = set(tap_layers) | {kv_from}
+        if max(wanted) > self.depth or min(wanted) < 0:
+            raise ValueError(f"Tap layers {sorted(wanted)} out of range for a {self.depth}-layer CLIP.")
+        x, grid = self.embed(views)
+        layers: dict[int, torch.Tensor] = {0: x} if 0 in wanted else {}
+        kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for i, block in enumerate(self.blocks):
+            x, k, v = self.block_forward(block, x)
+            if i >= kv_from:
+                kv.append((k, v))
+            if i + 1 in wanted:
+                layers[i + 1] = x
+        return ViewFeatures(layers=layers, kv=kv, grid=grid)
+
+    def head(self, cls_tokens: torch.Tensor) -> torch.Tensor:
+        """CLIP's image head on final-layer [CLS] tokens: ``ln_post`` then ``proj`` → ``(..., E)``."""
+        x = self.visual.ln_post(cls_tokens)
+        return x @ self.visual.proj if self.visual.proj is not None else x
+
+    # ------------------------------------------------------------------ text side
+    @torch.no_grad()
+    def encode_vocabulary(
+        self, class_names: Sequence[str], templates: Sequence[str], batch_size: int = 1024
+    ) -> torch.Tensor:
+        """Text embeddings ``(K, E)`` of a vocabulary, L2-normalised; computed once and cached.
+
+        Each class name may carry comma-separated synonyms (``"sofa, couch"``). Every
+        (synonym, template) prompt is encoded and L2-normalised; a class's embedding is the mean over
+        all its prompts, L2-normalised again.
+        """
+        if len(class_names) == 0:
+            raise ValueError("The vocabulary is empty: give at least one class name.")
+        if len(templates) == 0 or any("{}" not in t for t in templates):
+            raise ValueError("Prompt templates must be a non-empty list of strings with a '{}' placeholder.")
+        key = (tuple(class_names), tuple(templates))
+        device = self.image_mean.device
+        if key not in self._text_cache:
+            prompts: list[str] = []
+            owner: list[int] = []
+            for idx, name in enumerate(class_names):
+                synonyms = [s.strip() for s in str(name).split(",") if s.strip()]
+                if not synonyms:
+                    raise ValueError(f"Class {idx} has an empty name: {name!r}.")
+                for syn in synonyms:
+                    for template in templates:
+                        prompts.append(template.format(syn))
+                        owner.append(idx)
+            feats = []
+            for start in range(0, len(prompts), batch_size):
+                tokens = self.tokenizer(prompts[start : start + batch_size]).to(device)
+                feats.append(F.normalize(self.clip.encode_text(tokens).float(), dim=-1))
+            feats_all = torch.cat(feats)
+            owner_t = torch.tensor(owner, device=device)
+            summed = torch.zeros(len(class_names), feats_all.shape[-1], device=device).index_add_(0, owner_t, feats_all)
+            self._text_cache[key] = F.normalize(summed, dim=-1).cpu()
+        return self._text_cache[key].to(device)
