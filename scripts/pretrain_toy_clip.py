@@ -43,7 +43,13 @@ from mrovseg.data.synthetic import SceneConfig, ToyWorld, render_scene, scene_rn
 MODEL_NAME = "toy-vit-p4-32"
 CONFIG_PATH = ASSETS_DIR / "toy_clip" / f"{MODEL_NAME}.json"
 MEAN, STD = 0.5, 0.25
-TEMPLATES = ("a photo of {}.", "a picture of {}.", "an image of {}.", "a rendering of {}.", "a drawing of {}.")
+TEMPLATES = (
+    "a photo of {}.",
+    "a picture of {}.",
+    "an image of {}.",
+    "a rendering of {}.",
+    "a drawing of {}.",
+)
 ZERO_SHOT_TEMPLATE = "a photo of a {}."
 IMAGE_SIZE = 32
 #: Zero-shot test sets: single-object images, diameters in pixels at 32².
@@ -51,7 +57,7 @@ ZERO_SHOT_SETS = {"overall": (8.0, 20.0), "small": (6.0, 8.0), "large": (14.0, 2
 
 
 def caption(names: list[str], rng: np.random.Generator) -> str:
-    """"a photo of a red circle, a blue ring and a green cross." (objects shuffled, random template)."""
+    """ "a photo of a red circle, a blue ring and a green cross." (objects shuffled, random template)."""
     if names:
         names = [f"a {n}" for n in rng.permutation(names)]
         phrase = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
@@ -76,7 +82,9 @@ def _render_single(args: tuple[int, str, int, float, float]) -> np.ndarray:
     seed, split, index, lo, hi = args
     world = ToyWorld()
     cfg = SceneConfig(IMAGE_SIZE, IMAGE_SIZE, (1, 1), (lo, hi), log_uniform=False)
-    scene = render_scene(scene_rng(seed, split, index), world, cfg, classes=[1 + index % (world.num_classes - 1)])
+    scene = render_scene(
+        scene_rng(seed, split, index), world, cfg, classes=[1 + index % (world.num_classes - 1)]
+    )
     return (scene.image * 255 + 0.5).astype(np.uint8)
 
 
@@ -86,11 +94,15 @@ def to_input(images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def zero_shot(model: torch.nn.Module, tokenizer, images: torch.Tensor, names: list[str], labels: torch.Tensor) -> float:
+def zero_shot(
+    model: torch.nn.Module, tokenizer, images: torch.Tensor, names: list[str], labels: torch.Tensor
+) -> float:
     """Top-1 accuracy (%) of ``"a photo of a {}."`` prompts on ``images``."""
     model.eval()
     text = model.encode_text(tokenizer([ZERO_SHOT_TEMPLATE.format(n) for n in names]), normalize=True)
-    preds = torch.cat([(model.encode_image(to_input(b), normalize=True) @ text.T).argmax(1) for b in images.split(500)])
+    preds = torch.cat(
+        [(model.encode_image(to_input(b), normalize=True) @ text.T).argmax(1) for b in images.split(500)]
+    )
     model.train()
     return (preds == labels).float().mean().item() * 100
 
@@ -123,7 +135,9 @@ def cpu_name() -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--steps", type=int, default=2400)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=2e-3)
@@ -148,18 +162,25 @@ def main(argv: list[str] | None = None) -> None:
     names = world.class_names[1:]  # zero-shot over the 30 object classes
 
     with Pool(args.workers) as pool:
-        pairs = pool.map(_render_pair, [(args.seed, i, args.p_empty) for i in range(args.num_images)], chunksize=2000)
+        pairs = pool.map(
+            _render_pair, [(args.seed, i, args.p_empty) for i in range(args.num_images)], chunksize=2000
+        )
         test_sets = {}
         for key, (lo, hi) in ZERO_SHOT_SETS.items():
             jobs = [(args.seed, f"clip-zero-shot-{key}", i, lo, hi) for i in range(args.eval_images)]
             labels = torch.arange(args.eval_images) % len(names)
-            test_sets[key] = (torch.from_numpy(np.stack(pool.map(_render_single, jobs, chunksize=500))), labels)
+            test_sets[key] = (
+                torch.from_numpy(np.stack(pool.map(_render_single, jobs, chunksize=500))),
+                labels,
+            )
     images = torch.from_numpy(np.stack([im for im, _ in pairs]))  # (N, 32, 32, 3) uint8
     texts = tokenizer([c for _, c in pairs])  # (N, 20)
     longest = 2 + max(len(tokenizer.encode(c)) for c in {c for _, c in pairs})  # + start/end tokens
     assert longest <= texts.shape[1], f"captions of {longest} tokens exceed the context length"
     t_data = time.time() - t_start
-    print(f"rendered {len(pairs)} pairs + {3 * args.eval_images} test images in {t_data:.0f} s; e.g. {pairs[0][1]!r}")
+    print(
+        f"rendered {len(pairs)} pairs + {3 * args.eval_images} test images in {t_data:.0f} s; e.g. {pairs[0][1]!r}"
+    )
 
     torch.manual_seed(args.seed)
     model = open_clip.create_model(MODEL_NAME)
@@ -193,7 +214,10 @@ def main(argv: list[str] | None = None) -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt = args.out / f"{MODEL_NAME}.pt"
-    state = {k: v.half() if v.is_floating_point() and k != "logit_scale" else v for k, v in model.state_dict().items()}
+    state = {
+        k: v.half() if v.is_floating_point() and k != "logit_scale" else v
+        for k, v in model.state_dict().items()
+    }
     torch.save(state, ckpt)
     if args.out.resolve() != CONFIG_PATH.parent.resolve():
         shutil.copy(CONFIG_PATH, args.out / CONFIG_PATH.name)
@@ -202,14 +226,22 @@ def main(argv: list[str] | None = None) -> None:
     x, y = test_sets["overall"]
     acc_bg = zero_shot(reloaded, tokenizer, x, world.class_names, y + 1)
     total = time.time() - t_start
-    print(f"zero-shot (reloaded fp16 checkpoint): " + ", ".join(f"{k} {v:.1f}%" for k, v in acc.items()))
+    print("zero-shot (reloaded fp16 checkpoint): " + ", ".join(f"{k} {v:.1f}%" for k, v in acc.items()))
     print(f"zero-shot overall with 'background' in the vocabulary (31 classes): {acc_bg:.1f}%")
-    print(f"data {t_data:.0f} s, training {t_train:.0f} s ({t_train / args.steps:.3f} s/step), total {total:.0f} s")
+    print(
+        f"data {t_data:.0f} s, training {t_train:.0f} s ({t_train / args.steps:.3f} s/step), total {total:.0f} s"
+    )
     write_readme(args, acc, acc_bg, t_data, t_train, total, ckpt)
 
 
 def write_readme(
-    args: argparse.Namespace, acc: dict[str, float], acc_bg: float, t_data: float, t_train: float, total: float, ckpt: Path
+    args: argparse.Namespace,
+    acc: dict[str, float],
+    acc_bg: float,
+    t_data: float,
+    t_train: float,
+    total: float,
+    ckpt: Path,
 ) -> None:
     """Record how the checkpoint was made and what it scores."""
     command = "python scripts/pretrain_toy_clip.py " + " ".join(sys.argv[1:])

@@ -98,6 +98,7 @@ class SegMetrics(Metric):
                 raise ValueError(f"region name {name!r} is not an identifier")
             zeros = torch.zeros(num_classes, num_classes, dtype=torch.int64)
             self.add_state(self._state(name), default=zeros, dist_reduce_fx="sum")
+        self.add_state("num_images", default=torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
 
     @staticmethod
     def _state(region: str) -> str:
@@ -127,6 +128,7 @@ class SegMetrics(Metric):
             if lo < 0 or hi >= self.num_classes:
                 raise ValueError(f"labels must lie in [0, {self.num_classes}), got [{int(lo)}, {int(hi)}]")
         self.confmat += self._confmat(preds_v, target_v)
+        self.num_images += shape[0] if len(shape) == 3 else 1
         for name, mask in (regions or {}).items():
             if name not in self.region_names:
                 raise KeyError(f"unknown region {name!r}; declared: {self.region_names}")
@@ -142,7 +144,7 @@ class SegMetrics(Metric):
         confmat = self.confmat
         iou = iou_from_confmat(confmat) * 100.0
         pixel_acc = confmat.diagonal().sum().double() / confmat.sum() * 100.0  # 0/0 = NaN when empty
-        result = {"mIoU": _nanmean(iou), "pixel_acc": pixel_acc, "per_class_iou": iou}
+        result = {"mIoU": _nanmean(iou), "pixel_acc": pixel_acc, "per_class_iou": iou, "num_images": self.num_images}
         if self.seen_classes is not None:
             seen = self.seen_classes.to(iou.device)
             base, novel = _nanmean(iou[seen]), _nanmean(iou[~seen])

@@ -33,6 +33,7 @@ class OVSegDataModule(L.LightningDataModule):
         crop_size: Training crop, ``int`` or ``(height, width)``.
         base_size: Short side at scale 1.0 of the random resize; defaults to the crop side.
         scale_range: Range of the random resize factor.
+        scale_relative_to_image: Scale each image's own size (the paper's wording) instead of a base short side.
         hflip_prob: Probability of a horizontal flip in training.
         photometric: Apply the photometric distortion in training.
         eval_short_side: Short side of evaluation images (labels keep their resolution).
@@ -56,6 +57,7 @@ class OVSegDataModule(L.LightningDataModule):
         crop_size: int | Sequence[int] = 640,
         base_size: int | None = None,
         scale_range: Sequence[float] = (0.5, 2.0),
+        scale_relative_to_image: bool = False,
         hflip_prob: float = 0.5,
         photometric: bool = True,
         eval_short_side: int = 640,
@@ -83,6 +85,7 @@ class OVSegDataModule(L.LightningDataModule):
             scale_range=tuple(scale_range),
             hflip_prob=hflip_prob,
             photometric=photometric,
+            relative_to_image=scale_relative_to_image,
         )
         self.eval_transform = EvalTransform(eval_short_side, eval_max_long_side)
         self.batch_size = batch_size

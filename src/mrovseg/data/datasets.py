@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from mrovseg.constants import IGNORE_INDEX
 from mrovseg.data.benchmarks import BenchmarkSpec, get_benchmark
-from mrovseg.data.image_io import load_image, load_label
+from mrovseg.data.image_io import ImageReadError, load_image, load_label
 
 __all__ = ["DatasetLayoutError", "LabelValueError", "SemanticSegDataset", "Transform"]
 
@@ -123,14 +123,11 @@ class SemanticSegDataset(Dataset):
             raise DatasetLayoutError(f"no {kind} files *{suffix} in {folder}; " + self._layout_hint())
         missing = sorted(key for key in primary if key not in other)
         if missing:
+            first = primary[missing[0]]
             if spec.list_from == "images":
-                first = primary[missing[0]]
-                expected = self.label_dir / (missing[0] + spec.label_suffix)
-                what = f"image {first} has no label: expected {expected}"
+                what = f"image {first} has no label: expected {self.label_dir / (missing[0] + spec.label_suffix)}"
             else:
-                first = primary[missing[0]]
-                expected = self.image_dir / (missing[0] + spec.image_suffix)
-                what = f"label {first} has no image: expected {expected}"
+                what = f"label {first} has no image: expected {self.image_dir / (missing[0] + spec.image_suffix)}"
             raise DatasetLayoutError(
                 f"{what} ({len(missing)} of {len(primary)} unmatched); " + self._layout_hint()
             )
@@ -142,8 +139,11 @@ class SemanticSegDataset(Dataset):
     def load_pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The raw pair: ``uint8 (H, W, 3)`` RGB image and ``int32 (H, W)`` label with ``IGNORE_INDEX``."""
         image_path, label_path, _ = self.samples[index]
-        image = load_image(image_path, exif_transpose=False)
-        raw = load_label(label_path)
+        try:
+            image = load_image(image_path, exif_transpose=False)
+            raw = load_label(label_path)
+        except ImageReadError as err:
+            raise ImageReadError(f"{err}; {self._layout_hint()}") from err
         if raw.shape != image.shape[:2]:
             raise LabelValueError(
                 f"label {label_path} is {raw.shape[1]}x{raw.shape[0]} but its image {image_path} is "

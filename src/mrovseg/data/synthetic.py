@@ -10,11 +10,15 @@ has K = 31 classes.
 Rendering (:func:`draw`): every object is an analytic shape (:data:`SHAPES`) evaluated at
 ``supersample²`` points per pixel inside its bounding box. Its anti-aliased coverage blends its
 colour over the image, and a pixel is labelled with the object whose coverage there is ≥ 0.5;
-later objects occlude earlier ones in both image and label. Everything is vectorised numpy
-per object, and a scene depends only on the generator it is given (:func:`scene_rng` derives
-one from ``(seed, split, index)``), so each scene is reproducible on its own.
+later objects occlude earlier ones in both image and label. Label and image come from the same
+coverage, so masks match the drawing exactly; the coverage itself approximates the analytic area
+to within ``1 / supersample`` per pixel. Everything is vectorised numpy per object, and a scene
+depends only on the generator it is given (:func:`scene_rng` derives one from
+``(seed, split, index)``), so each scene is reproducible on its own. Objects are placed as the
+least overlapping of a few candidate positions, sized in a range that includes small objects of a
+few pixels; :func:`small_region` marks them for small-object IoU.
 
-The base/novel split (:meth:`ToyWorld`) keeps every colour and every shape among the base
+The base/novel split (:class:`ToyWorld`) keeps every colour and every shape among the base
 classes, so novel classes are new *combinations* of seen words — the open-vocabulary setting.
 """
 
@@ -57,14 +61,17 @@ def _star(u: np.ndarray, v: np.ndarray, inner: float = 0.45) -> np.ndarray:
 
 
 #: Shape name → inside test in the object frame: ``(u, v)`` are offsets from the centre divided
-#: by the radius (half the diameter), ``v`` pointing down the image. Every shape fits the unit disc.
+#: by the radius (half the diameter), ``v`` pointing down the image. Every shape fits the unit disc
+#: (the diameter is that of the circumscribed circle), so a rotated shape never leaves its bounding box.
 SHAPES: dict[str, Inside] = {
     "circle": lambda u, v: u * u + v * v <= 1.0,
-    "square": lambda u, v: np.maximum(np.abs(u), np.abs(v)) <= 0.8,
-    "triangle": lambda u, v: (v <= 0.75) & (1.75 * np.abs(u) <= v + 1.0),
+    "square": lambda u, v: np.maximum(np.abs(u), np.abs(v)) <= 0.7,
+    "triangle": lambda u, v: (v <= 0.5) & (np.sqrt(3.0) * np.abs(u) <= v + 1.0),  # equilateral, apex up
     "ring": lambda u, v: (u * u + v * v <= 1.0) & (u * u + v * v >= 0.55**2),
-    "cross": lambda u, v: ((np.abs(u) <= 0.3) | (np.abs(v) <= 0.3)) & (np.maximum(np.abs(u), np.abs(v)) <= 0.95),
-    "diamond": lambda u, v: np.abs(u) + np.abs(v) <= 1.0,
+    "cross": lambda u, v: (
+        ((np.abs(u) <= 0.3) | (np.abs(v) <= 0.3)) & (np.maximum(np.abs(u), np.abs(v)) <= 0.95)
+    ),
+    "diamond": lambda u, v: np.abs(u) / 0.65 + np.abs(v) <= 1.0,  # a tall rhombus, unlike a turned square
     "star": _star,
 }
 
@@ -102,7 +109,9 @@ class ToyWorld:
         n_c, n_s = len(self.colours), len(self.shapes)
         cover = max(n_c, n_s)
         if not 0 <= num_novel <= n_c * n_s - cover:
-            raise ValueError(f"num_novel must be in [0, {n_c * n_s - cover}] to keep every colour and shape seen")
+            raise ValueError(
+                f"num_novel must be in [0, {n_c * n_s - cover}] to keep every colour and shape seen"
+            )
         rng = np.random.default_rng(seed)
         colours, shapes = rng.permutation(n_c), rng.permutation(n_s)
         keep = {1 + colours[i % n_c] * n_s + shapes[i % n_s] for i in range(cover)}
@@ -218,7 +227,9 @@ def draw(
     return image, instances, area
 
 
-def small_region(instances: np.ndarray, objects: Sequence[SceneObject], small_diameter: float, margin: int) -> np.ndarray:
+def small_region(
+    instances: np.ndarray, objects: Sequence[SceneObject], small_diameter: float, margin: int
+) -> np.ndarray:
     """Pixels of small objects, dilated so that false positives next to them count.
 
     An object is *small* when its drawn diameter is ≤ ``small_diameter`` pixels; the region is
@@ -278,8 +289,12 @@ def sample_objects(
     for _ in range(rng.integers(cfg.num_objects[0], cfg.num_objects[1] + 1)):
         class_id = int(rng.choice(classes))
         colour, shape = world.parts(class_id)
-        rgb = np.asarray(COLOURS[world.colours[colour]]) * rng.uniform(0.75, 1.1) + rng.uniform(-0.05, 0.05, 3)
-        diameter = float(np.exp(rng.uniform(np.log(lo), np.log(hi))) if cfg.log_uniform else rng.uniform(lo, hi))
+        rgb = np.asarray(COLOURS[world.colours[colour]]) * rng.uniform(0.75, 1.1) + rng.uniform(
+            -0.05, 0.05, 3
+        )
+        diameter = float(
+            np.exp(rng.uniform(np.log(lo), np.log(hi))) if cfg.log_uniform else rng.uniform(lo, hi)
+        )
         r = diameter / 2
         cy = rng.uniform(min(r, cfg.height / 2), max(cfg.height - r, cfg.height / 2), cfg.candidates)
         cx = rng.uniform(min(r, cfg.width / 2), max(cfg.width - r, cfg.width / 2), cfg.candidates)
@@ -289,7 +304,11 @@ def sample_objects(
         best = int(np.argmin(overlap))
         angle = float(rng.uniform(-np.pi / 12, np.pi / 12))
         rgb_t = tuple(float(c) for c in np.clip(rgb, 0.0, 1.0))
-        placed.append(SceneObject(class_id, world.shapes[shape], rgb_t, float(cx[best]), float(cy[best]), diameter, angle))
+        placed.append(
+            SceneObject(
+                class_id, world.shapes[shape], rgb_t, float(cx[best]), float(cy[best]), diameter, angle
+            )
+        )
     return placed
 
 

@@ -1,15 +1,21 @@
 """Training augmentation (albumentations) and evaluation resizing.
 
-Training, as in SAN / Mask2Former on COCO-Stuff (MROVSeg §4.1: "random resize 0.5–2.0× then crop 640²"):
+Training, as in SAN / Mask2Former on COCO-Stuff, which MROVSeg follows (§4.1: images "randomly resized to
+[0.5, 2.0]×", then "randomly cropped into the resolution of 640²"):
 
 1. resize so the short side is ``base_size × s``, ``s ~ U[scale_range]`` (image bilinear, area when
-   shrinking; label nearest);
+   shrinking; label nearest with pixel-centre alignment, ``INTER_NEAREST_EXACT``: OpenCV's plain
+   ``INTER_NEAREST`` samples pixel corners and shifts labels against the bilinear image);
 2. pad to the crop size where smaller (image 0, label ``IGNORE_INDEX``), top-left aligned;
 3. random crop to ``crop_size``;
 4. horizontal flip with probability 0.5;
 5. photometric distortion, each step with probability 0.5 as in mmseg's ``PhotoMetricDistortion`` /
    detectron2's ``ColorAugSSDTransform``: brightness ±32, contrast ×[0.5, 1.5] (around the mean),
    saturation ×[0.5, 1.5], hue ±18° of OpenCV's 180 (±0.1 of the circle).
+
+The scale is relative to a base short side (``base_size``, default the crop side: SAN's
+``ResizeShortestEdge`` with short sides 320..1280 for a 640 crop; mmseg's ``RandomResize`` likewise scales a
+fixed base). The paper's text says "of its original resolution"; ``relative_to_image=True`` does that.
 
 Evaluation: the image is resized so its short side is ``short_side`` (optionally capping the long side,
 as detectron2's ``ResizeShortestEdge``); the label is left at its original resolution for scoring.
@@ -50,6 +56,8 @@ class TrainTransform:
         scale_range: Range of the random scale factor ``s`` (short side = ``base_size × s``).
         hflip_prob: Probability of a horizontal flip.
         photometric: Apply the photometric distortion.
+        relative_to_image: Scale each image's own size by ``s`` instead of setting its short side to
+            ``base_size × s``.
         seed: Seed of the augmentation RNG. By default each DataLoader worker seeds it from its
             torch worker seed (so workers differ and ``seed_everything`` makes runs repeatable);
             albumentations' ``Compose`` keeps its own RNG, which forked workers would otherwise share.
@@ -62,6 +70,7 @@ class TrainTransform:
         scale_range: Sequence[float] = (0.5, 2.0),
         hflip_prob: float = 0.5,
         photometric: bool = True,
+        relative_to_image: bool = False,
         seed: int | None = None,
     ) -> None:
         self.crop_size = _pair(crop_size)
@@ -70,15 +79,26 @@ class TrainTransform:
         if not 0 < lo <= hi:
             raise ValueError(f"scale_range must satisfy 0 < low <= high, got {scale_range}")
         self.scale_range = (lo, hi)
-        short_sides = list(range(max(1, round(lo * self.base_size)), max(1, round(hi * self.base_size)) + 1))
         ch, cw = self.crop_size
-        steps: list[A.BasicTransform] = [
-            A.SmallestMaxSize(
-                max_size=short_sides,
+        resize: A.BasicTransform
+        if relative_to_image:
+            resize = A.RandomScale(
+                scale_limit=(lo - 1.0, hi - 1.0),
                 interpolation=cv2.INTER_LINEAR,
-                mask_interpolation=cv2.INTER_NEAREST,
+                mask_interpolation=cv2.INTER_NEAREST_EXACT,
                 area_for_downscale="image",
-            ),
+                p=1.0,
+            )
+        else:
+            lo_side, hi_side = max(1, round(lo * self.base_size)), max(1, round(hi * self.base_size))
+            resize = A.SmallestMaxSize(
+                max_size=list(range(lo_side, hi_side + 1)),
+                interpolation=cv2.INTER_LINEAR,
+                mask_interpolation=cv2.INTER_NEAREST_EXACT,
+                area_for_downscale="image",
+            )
+        steps: list[A.BasicTransform] = [
+            resize,
             A.PadIfNeeded(
                 min_height=ch,
                 min_width=cw,

@@ -488,7 +488,12 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
 }
 
 #: Template-set name -> prompt templates, each with one ``{}`` placeholder for the class name.
-TEMPLATES: dict[str, tuple[str, ...]] = {"vild": VILD_TEMPLATES, "imagenet": IMAGENET_TEMPLATES}
+#: ``"photo"`` is the single template the toy CLIP was pretrained with (scripts/pretrain_toy_clip.py).
+TEMPLATES: dict[str, tuple[str, ...]] = {
+    "vild": VILD_TEMPLATES,
+    "imagenet": IMAGENET_TEMPLATES,
+    "photo": ("a photo of a {}.",),
+}
 
 
 def get_vocabulary(name: str) -> list[str]:
@@ -507,7 +512,7 @@ def get_vocabulary(name: str) -> list[str]:
 
 
 def get_templates(name: str = "vild") -> list[str]:
-    """Returns a prompt-template set (``"vild"``: 14 templates, ``"imagenet"``: 80 templates).
+    """Returns a prompt-template set (``"vild"``: 14, ``"imagenet"``: 80, ``"photo"``: 1 template).
 
     Raises:
         KeyError: For an unknown name; the message lists the known ones.

@@ -86,6 +86,9 @@ def prepare_coco_stuff(
     """
     labels_dir = labels_dir or src / "stuffthingmaps"
     report = PrepareReport("coco_stuff", root)
+    for split in splits:  # check every input before converting anything
+        require_dir(src / split, f"COCO {split} image", EXPECTED)
+        require_dir(labels_dir / split, f"COCO-Stuff {split} stuffthingmaps", EXPECTED)
     for split in splits:
         image_dir = require_dir(src / split, f"COCO {split} image", EXPECTED)
         label_dir = require_dir(labels_dir / split, f"COCO-Stuff {split} stuffthingmaps", EXPECTED)
@@ -105,13 +108,9 @@ def prepare_coco_stuff(
         parallel_map(_convert, jobs, workers)
         report.add(split, "labels", len(jobs))
         if not same_folder(image_dir, out_images):
-            placed = sum(
+            for lab in labels:
                 place_image(image_dir / f"{lab.stem}.jpg", out_images / f"{lab.stem}.jpg", image_mode)
-                for lab in labels
-            )
-            report.add(split, "images", placed)
-        else:
-            report.add(split, "images", len(labels))
+        report.add(split, "images", len(labels))
         report.note_output(split, out_images)
         report.note_output(split, out_labels)
     return report

@@ -27,11 +27,14 @@ __all__ = [
     "apply_lut",
     "base_parser",
     "default_root",
+    "make_lut",
     "parallel_map",
     "place_image",
     "read_id_list",
     "require_dir",
     "require_file",
+    "run_cli",
+    "same_folder",
     "save_png",
     "save_tiff",
 ]
@@ -144,7 +147,7 @@ def save_tiff(label: np.ndarray, path: Path) -> None:
     Image.fromarray(np.ascontiguousarray(label.astype(np.uint16, copy=False))).save(path, format="TIFF")
 
 
-def place_image(src: Path, dst: Path, mode: str) -> bool:
+def place_image(src: Path, dst: Path, mode: str) -> None:
     """Puts an image file of the download into the layout.
 
     Args:
@@ -152,11 +155,10 @@ def place_image(src: Path, dst: Path, mode: str) -> bool:
         dst: Its path in the layout.
         mode: ``symlink`` (absolute link), ``copy`` or ``hardlink``.
 
-    Returns:
-        True if a file was placed, False if ``dst`` already is ``src`` (preparing in place) or exists.
+    An existing ``dst`` is left alone (re-runs, or preparing in place).
     """
     if dst.exists() or dst.is_symlink():
-        return False
+        return
     dst.parent.mkdir(parents=True, exist_ok=True)
     if mode == "symlink":
         dst.symlink_to(src.resolve())
@@ -166,7 +168,6 @@ def place_image(src: Path, dst: Path, mode: str) -> bool:
         shutil.copyfile(src, dst)
     else:
         raise ValueError(f"unknown image mode {mode!r}; use symlink, copy or hardlink")
-    return True
 
 
 def same_folder(a: Path, b: Path) -> bool:
@@ -196,8 +197,8 @@ def _progress(i: int, total: int, step: int) -> None:
         print(f"  {i}/{total}", file=sys.stderr, flush=True)
 
 
-def base_parser(description: str, src_help: str) -> argparse.ArgumentParser:
-    """The arguments every prepare script takes: ``--src``, ``--root``, ``--image-mode``, ``--workers``."""
+def base_parser(description: str, src_help: str, image_mode: bool = True) -> argparse.ArgumentParser:
+    """The arguments every prepare script takes: ``--src``, ``--root``, ``--workers`` (and ``--image-mode``)."""
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -208,12 +209,13 @@ def base_parser(description: str, src_help: str) -> argparse.ArgumentParser:
         default=default_root(),
         help="dataset root to write the layout into (default: $DETECTRON2_DATASETS or ./datasets)",
     )
-    parser.add_argument(
-        "--image-mode",
-        choices=("symlink", "copy", "hardlink"),
-        default="symlink",
-        help="how images of the download are placed in the layout when it is elsewhere (default: symlink)",
-    )
+    if image_mode:
+        parser.add_argument(
+            "--image-mode",
+            choices=("symlink", "copy", "hardlink"),
+            default="symlink",
+            help="how images of the download are placed in the layout when it is elsewhere (default: symlink)",
+        )
     parser.add_argument("--workers", type=int, default=1, help="processes converting labels (default: 1)")
     return parser
 

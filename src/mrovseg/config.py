@@ -1,0 +1,24 @@
+"""Hydra plumbing shared by the entry points: the config folder and the ``asset`` resolver."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from mrovseg.constants import ASSETS_DIR, REPO_ROOT
+
+#: The Hydra config folder (``conf/`` at the repository root; the package is installed editable).
+CONF_DIR: Path = REPO_ROOT / "conf"
+
+
+def asset_path(relative: str) -> str:
+    """Absolute path of a file shipped in ``src/mrovseg/assets`` (``${asset:toy_clip/x.pt}`` in configs)."""
+    path = ASSETS_DIR / relative
+    if not path.exists():
+        raise FileNotFoundError(f"Packaged asset not found: {path}. Reinstall the package (make install).")
+    return str(path)
+
+
+if not OmegaConf.has_resolver("asset"):
+    OmegaConf.register_new_resolver("asset", asset_path)

@@ -1,0 +1,109 @@
+"""Semantic inference and the one sliding-window routine shared by eval and predict.
+
+* ``semantic_inference``: ``S = softmax(C)[:, :K]ᵀ · sigmoid(M)`` (Eq. 9 with Mask2Former's
+  semantic inference): per-class scores ``(B, K, h, w)``.
+* ``sliding_window``: covers an image of any size with overlapping windows of the train crop
+  size (images smaller than a window are padded), runs the model on batches of windows, and
+  averages the per-class scores where windows overlap. Peak memory is bounded by the window
+  batch plus the ``(K, H, W)`` score map of the (already resized) image.
+* ``upsample_argmax``: resizes scores to the label's resolution and takes the argmax in row
+  chunks, so a large original image never needs a full ``(K, H, W)`` map at its resolution.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+
+def semantic_inference(pred_logits: torch.Tensor, pred_masks: torch.Tensor) -> torch.Tensor:
+    """``(B, N, K+1)`` logits and ``(B, N, h, w)`` mask logits → class scores ``(B, K, h, w)``."""
+    probs = pred_logits.float().softmax(dim=-1)[..., :-1]
+    return torch.einsum("bnk,bnhw->bkhw", probs, pred_masks.float().sigmoid())
+
+
+def window_starts(length: int, window: int, stride: int) -> list[int]:
+    """Start offsets covering ``[0, length)`` with windows of ``window`` and at most ``stride`` apart."""
+    if length <= window:
+        return [0]
+    count = math.ceil((length - window) / stride) + 1
+    return [round(i * (length - window) / (count - 1)) for i in range(count)]
+
+
+def sliding_window(
+    score_fn: Callable[[torch.Tensor], torch.Tensor],
+    image: torch.Tensor,
+    window: int,
+    overlap: float = 1 / 3,
+    window_batch: int = 4,
+) -> torch.Tensor:
+    """Per-class scores of a whole image from overlapping windows.
+
+    Args:
+        score_fn: maps windows ``(n, 3, window, window)`` in [0, 1] to scores ``(n, K, h, w)`` (any
+            h, w: they are resized to the window).
+        image: ``(3, H, W)`` in [0, 1].
+        window: window side (the train crop).
+        overlap: fraction of a window shared with its neighbour.
+        window_batch: windows per ``score_fn`` call.
+
+    Returns:
+        ``(K, H, W)`` scores averaged over the windows covering each pixel.
+    """
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"Expected an image of shape (3, H, W), got {tuple(image.shape)}.")
+    _, h, w = image.shape
+    ph, pw = max(h, window), max(w, window)
+    if (ph, pw) != (h, w):  # pad small images (bottom/right) to one window
+        image = F.pad(image, (0, pw - w, 0, ph - h), value=0.0)
+    stride = max(1, int(window * (1 - overlap)))
+    boxes = [(y, x) for y in window_starts(ph, window, stride) for x in window_starts(pw, window, stride)]
+    scores: torch.Tensor | None = None
+    count = torch.zeros(1, ph, pw, device=image.device)
+    for i in range(0, len(boxes), window_batch):
+        chunk = boxes[i : i + window_batch]
+        crops = torch.stack([image[:, y : y + window, x : x + window] for y, x in chunk])
+        out = score_fn(crops).float()
+        if out.shape[-2:] != (window, window):
+            out = F.interpolate(out, size=(window, window), mode="bilinear", align_corners=False)
+        if scores is None:
+            scores = torch.zeros(out.shape[1], ph, pw, device=image.device)
+        for (y, x), s in zip(chunk, out):
+            scores[:, y : y + window, x : x + window] += s
+            count[:, y : y + window, x : x + window] += 1
+    assert scores is not None
+    return (scores / count)[:, :h, :w]
+
+
+def _linear_weights(out_len: int, in_len: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Source indices and weights of 1-D linear interpolation as ``F.interpolate(align_corners=False)``."""
+    pos = ((torch.arange(out_len, device=device, dtype=torch.float32) + 0.5) * (in_len / out_len) - 0.5).clamp(min=0)
+    lo = pos.floor().long().clamp(max=in_len - 1)
+    hi = (lo + 1).clamp(max=in_len - 1)
+    return lo, hi, pos - lo.float()
+
+
+def upsample_argmax(scores: torch.Tensor, size: tuple[int, int], chunk_rows: int = 128) -> torch.Tensor:
+    """Bilinearly resizes ``(K, h, w)`` scores to ``size`` and returns the argmax label map ``(H, W)``.
+
+    Equal to ``F.interpolate(scores[None], size, mode="bilinear").argmax(1)[0]``, computed in
+    horizontal bands so memory stays ``O(K · chunk_rows · W)`` instead of ``O(K · H · W)``.
+    """
+    _, h, w = scores.shape
+    out_h, out_w = size
+    if (h, w) == (out_h, out_w):
+        return scores.argmax(dim=0)
+    scores = scores.float()
+    ylo, yhi, yf = _linear_weights(out_h, h, scores.device)
+    xlo, xhi, xf = _linear_weights(out_w, w, scores.device)
+    labels = torch.empty(out_h, out_w, dtype=torch.long, device=scores.device)
+    for y0 in range(0, out_h, chunk_rows):
+        sl = slice(y0, min(out_h, y0 + chunk_rows))
+        f = yf[sl].view(1, -1, 1)
+        rows = scores[:, ylo[sl]] * (1 - f) + scores[:, yhi[sl]] * f  # (K, rows, w)
+        band = rows[..., xlo] * (1 - xf) + rows[..., xhi] * xf  # (K, rows, out_w)
+        labels[sl] = band.argmax(dim=0)
+    return labels

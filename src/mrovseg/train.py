@@ -1,0 +1,70 @@
+"""Training entry point: ``python -m mrovseg.train [experiment=<name>] [overrides]``.
+
+Seed → instantiate data, CLIP, model, loss, LightningModule, callbacks, loggers, trainer → fit →
+test the final weights → write ``metrics.json`` into the run directory → return the metric a
+sweep optimises. With no arguments it runs the default CPU experiment (``experiment=toy``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig
+
+from mrovseg.config import CONF_DIR
+
+log = logging.getLogger(__name__)
+
+
+def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
+    """Instantiates the datamodule and the LightningModule (CLIP → model → loss → module)."""
+    datamodule = hydra.utils.instantiate(cfg.data)
+    backbone = hydra.utils.instantiate(cfg.clip)
+    model = hydra.utils.instantiate(cfg.model, backbone=backbone, _convert_="all")
+    criterion = hydra.utils.instantiate(cfg.criterion)
+    module = hydra.utils.instantiate(cfg.module, model=model, criterion=criterion, _convert_="all")
+    return datamodule, module
+
+
+def make_trainer(cfg: DictConfig) -> L.Trainer:
+    from mrovseg.utils import instantiate_group, log_config
+
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    log_config(cfg, loggers)
+    return trainer
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Runs training (and the final evaluation) for a composed config; returns the results."""
+    from mrovseg.utils import write_metrics
+
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule, module = build(cfg)
+    trainer = make_trainer(cfg)
+    if cfg.train:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    if cfg.test:
+        trainer.test(module, datamodule=datamodule)
+    results = module.results.get("test") or module.results.get("val") or {}
+    if results and not trainer.fast_dev_run:
+        write_metrics(results, Path(cfg.paths.output_dir) / "metrics.json")
+    flat = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return {"results": results, "callback_metrics": flat}
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns ``optimized_metric`` for sweepers."""
+    out = train(cfg)
+    metric = cfg.get("optimized_metric")
+    return out["callback_metrics"].get(metric) if metric else None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Shared fixtures: the tiny random-weight CLIP and a factory of tiny MROVSeg models.
+
+The toy CLIP (``assets/toy_clip/toy-vit-p4-32.json``): 3 layers, width 64, 2 heads, patch 4,
+native input 32² (8×8 grid), joint embedding 64. With ``clip_size=32`` and 64² inputs, p = 0.5
+gives 4 slices of 32², i.e. the paper's 640² / 320² set-up scaled down by 10 (in pixels).
+Nothing here touches the network (``pretrained=None``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+
+from mrovseg.constants import ASSETS_DIR
+from mrovseg.model.clip_backbone import CLIPBackbone
+from mrovseg.model.mrovseg import MROVSeg
+
+TOY_CLIP_NAME = "toy-vit-p4-32"
+TOY_CLIP_CONFIG = ASSETS_DIR / "toy_clip" / f"{TOY_CLIP_NAME}.json"
+
+#: Adapter settings small enough for a 2-core CPU (the paper's are dim 768, depth 6, 12 heads, 100 queries).
+TINY_ADAPTER: dict[str, Any] = {
+    "dim": 32,
+    "depth": 2,
+    "num_heads": 2,
+    "num_queries": 5,
+    "fusion_layers": [0, 1, 2, 3],
+    "mask_dim": 16,
+}
+
+
+def make_toy_backbone(pretrained: str | None = None) -> CLIPBackbone:
+    """A toy CLIP backbone with random (``pretrained=None``) or file weights."""
+    return CLIPBackbone(
+        TOY_CLIP_NAME,
+        pretrained=pretrained,
+        model_config=str(TOY_CLIP_CONFIG),
+        image_mean=(0.5, 0.5, 0.5),
+        image_std=(0.25, 0.25, 0.25),
+    )
+
+
+@pytest.fixture(scope="session")
+def toy_backbone() -> CLIPBackbone:
+    """One toy CLIP with fixed random weights for the whole session (frozen; never modified)."""
+    torch.manual_seed(0)
+    return make_toy_backbone()
+
+
+@pytest.fixture
+def make_backbone() -> Callable[..., CLIPBackbone]:
+    """``make_toy_backbone`` as a fixture (for tests that load weight files)."""
+    return make_toy_backbone
+
+
+@pytest.fixture
+def make_model(toy_backbone: CLIPBackbone) -> Callable[..., MROVSeg]:
+    """Factory of tiny MROVSeg models on the shared toy CLIP.
+
+    Keyword arguments override ``MROVSeg``'s (``slice_ratio``, ``num_cls_blocks``, ``decoder``, ...);
+    ``adapter`` entries are merged into ``TINY_ADAPTER``. Defaults: p = 0.5, clip_size 32,
+    ``num_cls_blocks=1``; the seed is fixed so each model is reproducible.
+    """
+
+    def factory(seed: int = 0, adapter: dict[str, Any] | None = None, **kwargs: Any) -> MROVSeg:
+        torch.manual_seed(seed)
+        options: dict[str, Any] = {"slice_ratio": 0.5, "clip_size": 32, "num_cls_blocks": 1}
+        options.update(kwargs)
+        return MROVSeg(toy_backbone, adapter={**TINY_ADAPTER, **(adapter or {})}, **options)
+
+    return factory
+
+
+@pytest.fixture
+def text_embeddings() -> torch.Tensor:
+    """Three random L2-normalised class embeddings ``(3, 64)`` (K = 3)."""
+    g = torch.Generator().manual_seed(1)
+    return torch.nn.functional.normalize(torch.randn(3, 64, generator=g), dim=-1)

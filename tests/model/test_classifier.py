@@ -1,0 +1,209 @@
+"""Tests for decoupled attention masks and multi-grained masked attention (Eq. 6-8).
+
+Faithfulness: a proposal that starts as CLIP's [CLS] of the tap layer (zero ``query_pos``) and
+may attend to exactly the tokens CLIP's [CLS] attends to (the global view's [CLS] and patches)
+is CLIP's own [CLS] path, so its embedding equals open_clip's ``encode_image`` of that view.
+Locality: under a bias that is −inf outside a region R, the proposal's output depends on the
+K/V of R only.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from mrovseg.model.classifier import MultiGrainedClassifier
+from mrovseg.model.clip_backbone import CLIPBackbone
+from mrovseg.model.slicer import Slicer
+
+DIM, MASK_DIM, QUERIES = 16, 8, 4
+
+
+def _classifier(backbone: CLIPBackbone, decoupled: bool = True, seed: int = 0) -> MultiGrainedClassifier:
+    torch.manual_seed(seed)
+    return MultiGrainedClassifier(
+        DIM, MASK_DIM, backbone.width, backbone.heads, backbone.embed_dim, QUERIES, decoupled=decoupled
+    )
+
+
+def _embeddings(backbone: CLIPBackbone, logits: torch.Tensor) -> torch.Tensor:
+    """With the identity as text embeddings, logits[..., :E] / scale is the proposal's embedding."""
+    return logits[..., : backbone.embed_dim] / backbone.logit_scale
+
+
+def _images(n: int, size: int, seed: int) -> torch.Tensor:
+    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("num_cls_blocks", [1, 2, 3])
+def test_zero_bias_at_p0_equals_open_clip_image_embedding(toy_backbone: CLIPBackbone, num_cls_blocks: int) -> None:
+    views = toy_backbone.normalize(_images(2, 32, seed=0))
+    kv_from = toy_backbone.depth - num_cls_blocks
+    feats = toy_backbone.forward_views(views, tap_layers=[kv_from], kv_from=kv_from)
+    classifier = _classifier(toy_backbone)
+    assert torch.equal(classifier.query_pos, torch.zeros_like(classifier.query_pos))
+    bias = torch.zeros(2, toy_backbone.heads, QUERIES, 1 + 64)
+    text = torch.eye(toy_backbone.embed_dim)
+    with torch.no_grad():
+        logits = classifier(toy_backbone, feats.layers[kv_from][:, 0], feats.kv, bias, text)
+        expected = F.normalize(toy_backbone.clip.encode_image(views), dim=-1)
+    assert logits.shape == (2, QUERIES, toy_backbone.embed_dim + 1)
+    for q in range(QUERIES):
+        torch.testing.assert_close(_embeddings(toy_backbone, logits)[:, q], expected, atol=1e-5, rtol=0)
+
+
+def test_void_column_is_cosine_with_void_embedding(toy_backbone: CLIPBackbone) -> None:
+    views = toy_backbone.normalize(_images(1, 32, seed=1))
+    feats = toy_backbone.forward_views(views, tap_layers=[2], kv_from=2)
+    classifier = _classifier(toy_backbone)
+    text = torch.eye(toy_backbone.embed_dim)
+    with torch.no_grad():
+        logits = classifier(toy_backbone, feats.layers[2][:, 0], feats.kv, torch.zeros(1, 2, QUERIES, 65), text)
+    emb = _embeddings(toy_backbone, logits)
+    void = F.normalize(classifier.void_embed.detach(), dim=0)
+    torch.testing.assert_close(logits[..., -1], toy_backbone.logit_scale * emb @ void, atol=1e-5, rtol=0)
+
+
+class _Capture:
+    """Wraps ``classifier.forward`` to record its inputs; optionally replaces the bias."""
+
+    def __init__(self, classifier: MultiGrainedClassifier, bias_fn=None) -> None:
+        self.forward = classifier.forward
+        self.bias_fn = bias_fn
+        self.calls: list[dict] = []
+
+    def __call__(self, backbone, cls_token, kv, bias, text_embeddings):
+        if self.bias_fn is not None:
+            bias = self.bias_fn(bias)
+        self.calls.append({"cls_token": cls_token, "kv": kv, "bias": bias})
+        return self.forward(backbone, cls_token, kv, bias, text_embeddings)
+
+
+def test_global_only_bias_at_p05_equals_open_clip_on_the_global_view(make_model, monkeypatch) -> None:
+    """p = 0.5: bias 0 on [global CLS; global patches], −inf on every slice token → encode_image(global view)."""
+    model = make_model(slice_ratio=0.5, num_cls_blocks=2).eval()
+    backbone = model.backbone
+    global_tokens = 1 + 8 * 8
+
+    def global_only(bias: torch.Tensor) -> torch.Tensor:
+        assert bias.shape[-1] == global_tokens + 4 * 8 * 8
+        out = torch.zeros_like(bias)
+        out[..., global_tokens:] = float("-inf")
+        return out
+
+    monkeypatch.setattr(model.classifier, "forward", _Capture(model.classifier, global_only))
+    images = _images(2, 64, seed=2)
+    with torch.no_grad():
+        out = model(images, torch.eye(backbone.embed_dim))
+        expected = F.normalize(backbone.clip.encode_image(model.slicer.global_view(backbone.normalize(images))), dim=-1)
+    for q in range(out["pred_logits"].shape[1]):
+        torch.testing.assert_close(_embeddings(backbone, out["pred_logits"])[:, q], expected, atol=1e-5, rtol=0)
+
+
+def test_model_passes_clip_own_kv_of_global_view_and_slices(make_model, monkeypatch) -> None:
+    """K/V handed to the classifier are ``[global CLS; global patches; slice patches]`` of each image, in order."""
+    model = make_model(slice_ratio=0.5, num_cls_blocks=2).eval()
+    backbone = model.backbone
+    capture = _Capture(model.classifier)
+    monkeypatch.setattr(model.classifier, "forward", capture)
+    images = _images(2, 64, seed=3)
+    with torch.no_grad():
+        model(images, torch.eye(backbone.embed_dim))
+        x = backbone.normalize(images)
+        layout = model.slicer.layout(64, 64)
+        glob = backbone.forward_views(model.slicer.global_view(x), [1], kv_from=1)
+        slices = backbone.forward_views(model.slicer.slices(x, layout), [1], kv_from=1)
+    call = capture.calls[0]
+    torch.testing.assert_close(call["cls_token"], glob.layers[1][:, 0], atol=1e-6, rtol=0)
+    assert len(call["kv"]) == 2
+    for (k, v), (gk, gv), (sk, sv) in zip(call["kv"], glob.kv, slices.kv):
+        assert k.shape == (2, backbone.heads, 1 + 64 + 4 * 64, 32)
+        for got, g, s in ((k, gk, sk), (v, gv, sv)):
+            torch.testing.assert_close(got[:, :, :65], g, atol=1e-6, rtol=0)
+            for b in range(2):
+                for i in range(4):  # slice i of image b is view 4b + i, its patches only
+                    part = got[b, :, 65 + 64 * i : 65 + 64 * (i + 1)]
+                    torch.testing.assert_close(part, s[4 * b + i, :, 1:], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("region", "cls_allowed"),
+    [
+        (slice(65 + 64, 65 + 128), True),  # slice 1's patch tokens, with the global [CLS]
+        (slice(1, 1 + 24), False),  # the first three rows of global patches, [CLS] masked out
+        (slice(65 + 3 * 64 + 10, 65 + 3 * 64 + 30), False),  # part of slice 3
+    ],
+)
+def test_proposal_sees_only_its_region(make_model, monkeypatch, region: slice, cls_allowed: bool) -> None:
+    model = make_model(slice_ratio=0.5, num_cls_blocks=2).eval()
+    backbone = model.backbone
+    capture = _Capture(model.classifier)
+    monkeypatch.setattr(model.classifier, "forward", capture)
+    with torch.no_grad():
+        model(_images(1, 64, seed=4), torch.eye(backbone.embed_dim))
+    call = capture.calls[0]
+    kv = call["kv"]
+    total = kv[0][0].shape[2]
+    inside = torch.zeros(total, dtype=torch.bool)
+    inside[region] = True
+    allowed = inside.clone()
+    allowed[0] = cls_allowed
+    bias = torch.full_like(call["bias"], float("-inf"))
+    bias[..., allowed] = 0.0
+    classify = capture.forward
+    text = torch.eye(backbone.embed_dim)
+    g = torch.Generator().manual_seed(0)
+
+    def perturbed(mask: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        noise = [(torch.randn(k.shape, generator=g), torch.randn(v.shape, generator=g)) for k, v in kv]
+        m = mask.view(1, 1, -1, 1)
+        return [(torch.where(m, k + nk, k), torch.where(m, v + nv, v)) for (k, v), (nk, nv) in zip(kv, noise)]
+
+    patches = torch.ones(total, dtype=torch.bool)
+    patches[0] = False  # image tokens: everything but the global [CLS]
+    with torch.no_grad():
+        base = classify(backbone, call["cls_token"], kv, bias, text)
+        outside = classify(backbone, call["cls_token"], perturbed(patches & ~inside), bias, text)
+        within = classify(backbone, call["cls_token"], perturbed(inside), bias, text)
+    torch.testing.assert_close(outside, base, atol=1e-6, rtol=0)
+    assert (within - base).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("decoupled", [True, False])
+def test_attention_bias_layout(toy_backbone: CLIPBackbone, decoupled: bool) -> None:
+    """Bias = [0 for global CLS ; M_global on the global grid ; M_local gathered per slice]."""
+    classifier = _classifier(toy_backbone, decoupled=decoupled)
+    layout = Slicer(0.625, 32, 4).layout(64, 64)  # overlapping: 4 slices of 10×10 tokens on a 16×16 grid
+    g = torch.Generator().manual_seed(0)
+    visual = torch.randn(2, DIM, 16, 16, generator=g)
+    queries = torch.randn(2, QUERIES, MASK_DIM, generator=g)
+    with torch.no_grad():
+        feats = classifier.attention_features(visual, (8, 8))
+        bias = classifier.attention_bias(queries, feats, (16, 16), (8, 8), layout)
+    a_local, a_global = feats
+    assert a_local.shape == (2, 256, toy_backbone.heads, MASK_DIM)
+    assert a_global.shape == ((2, 64, 2, MASK_DIM) if decoupled else a_local.shape)
+    assert bias.shape == (2, toy_backbone.heads, QUERIES, 1 + 64 + 4 * 100)
+    assert torch.equal(bias[..., 0], torch.zeros_like(bias[..., 0]))
+    m_local = torch.einsum("bqc,blnc->bnql", queries, a_local)
+    if decoupled:
+        m_global = torch.einsum("bqc,blnc->bnql", queries, a_global)
+    else:
+        grid = rearrange(m_local, "b n q (h w) -> b (n q) h w", h=16)
+        m_global = rearrange(F.max_pool2d(grid, 2), "b (n q) h w -> b n q (h w)", q=QUERIES)
+    torch.testing.assert_close(bias[..., 1:65], m_global, atol=1e-5, rtol=1e-5)
+    for i, (y, x) in enumerate(layout.starts):
+        local = rearrange(m_local, "b n q (h w) -> b n q h w", h=16)[..., y : y + 10, x : x + 10]
+        part = bias[..., 65 + 100 * i : 65 + 100 * (i + 1)]
+        torch.testing.assert_close(part, local.flatten(-2), atol=1e-5, rtol=1e-5)
+
+
+def test_attention_bias_without_slices(toy_backbone: CLIPBackbone) -> None:
+    classifier = _classifier(toy_backbone)
+    visual = torch.randn(1, DIM, 8, 8)
+    with torch.no_grad():
+        feats = classifier.attention_features(visual, (8, 8))
+        bias = classifier.attention_bias(torch.randn(1, QUERIES, MASK_DIM), feats, (8, 8), (8, 8), None)
+    assert bias.shape == (1, toy_backbone.heads, QUERIES, 1 + 64)
