@@ -96,8 +96,15 @@ def main() -> None:
             print(f"  {name:<18} {ms:6.2f} ms")
         print(f"one worker: {1000 / per_sample:.1f} images/s")
         if args.loader_workers > 0:
-            loader = DataLoader(ds, batch_size=args.batch_size, shuffle=True, num_workers=args.loader_workers)
-            next(iter(loader))
+            loader = DataLoader(
+                ds,
+                batch_size=args.batch_size,
+                shuffle=True,
+                num_workers=args.loader_workers,
+                persistent_workers=True,
+            )
+            for _ in loader:  # warm-up epoch: starts the workers
+                pass
             t0, count = time.perf_counter(), 0
             for _ in range(max(1, args.iters // len(ds))):
                 for batch in loader:

@@ -4,10 +4,14 @@ The toy CLIP (``assets/toy_clip/toy-vit-p4-32.json``): 3 layers, width 64, 2 hea
 native input 32² (8×8 grid), joint embedding 64. With ``clip_size=32`` and 64² inputs, p = 0.5
 gives 4 slices of 32², i.e. the paper's 640² / 320² set-up scaled down by 10 (in pixels).
 Nothing here touches the network (``pretrained=None``).
+
+Tests run single-threaded: their tensors are tiny, and on a shared 2-core machine PyTorch's
+intra-op thread pool makes them 10× slower under contention (set ``MROVSEG_TEST_THREADS`` to change).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +24,8 @@ from mrovseg.model.mrovseg import MROVSeg
 
 TOY_CLIP_NAME = "toy-vit-p4-32"
 TOY_CLIP_CONFIG = ASSETS_DIR / "toy_clip" / f"{TOY_CLIP_NAME}.json"
+
+torch.set_num_threads(int(os.environ.get("MROVSEG_TEST_THREADS", "1")))
 
 #: Adapter settings small enough for a 2-core CPU (the paper's are dim 768, depth 6, 12 heads, 100 queries).
 TINY_ADAPTER: dict[str, Any] = {

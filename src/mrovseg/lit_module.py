@@ -27,7 +27,8 @@ from torch import nn
 from mrovseg.constants import IGNORE_INDEX
 from mrovseg.metrics import SegMetrics, per_class_iou_dict
 from mrovseg.model.criterion import SetCriterion, targets_from_semantic
-from mrovseg.model.inference import semantic_inference, sliding_window, upsample_argmax
+from mrovseg.model.inference import sliding_window, upsample_argmax
+from mrovseg.model.dense_clip import DenseCLIP
 from mrovseg.model.mrovseg import MROVSeg
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class MROVSegModule(L.LightningModule):
 
     def __init__(
         self,
-        model: MROVSeg,
+        model: MROVSeg | DenseCLIP,
         criterion: SetCriterion,
         templates: Sequence[str] = ("a photo of a {}.",),
         lr: float = 2e-4,
@@ -96,6 +97,7 @@ class MROVSegModule(L.LightningModule):
         self.metrics = nn.ModuleDict()
         self.results: dict[str, dict[str, dict[str, Any]]] = {}
         self._log_samples: dict[str, list] = {}
+        self.build_config: dict[str, Any] | None = None  # set by mrovseg.checkpoint.build_module
 
     # ------------------------------------------------------------------ setup
     def configure_vocabularies(self, train_class_names: Sequence[str] | None, benchmarks: Sequence[Any]) -> None:
@@ -148,12 +150,10 @@ class MROVSegModule(L.LightningModule):
     def predict_scores(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """Per-class scores ``(K, h, w)`` of one image ``(3, h, w)`` by sliding windows."""
 
-        def score_fn(windows: torch.Tensor) -> torch.Tensor:
-            out = self.model(windows, text)
-            return semantic_inference(out["pred_logits"], out["pred_masks"])
-
         hp = self.hparams
-        return sliding_window(score_fn, image, hp.window, hp.window_overlap, hp.window_batch)
+        return sliding_window(
+            lambda windows: self.model.semantic_scores(windows, text), image, hp.window, hp.window_overlap, hp.window_batch
+        )
 
     def _eval_step(self, batch: dict[str, Any], dataloader_idx: int, stage: str) -> None:
         bench = self.benchmarks[dataloader_idx]
@@ -245,6 +245,8 @@ class MROVSegModule(L.LightningModule):
         for key in [k for k in state if k.startswith("model.backbone.")]:
             del state[key]
         checkpoint["mrovseg_clip"] = self._clip_identity()
+        if self.build_config is not None:
+            checkpoint["mrovseg_config"] = self.build_config
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         check_checkpoint_compatible(self, checkpoint)

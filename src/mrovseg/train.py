@@ -22,11 +22,10 @@ log = logging.getLogger(__name__)
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
     """Instantiates the datamodule and the LightningModule (CLIP → model → loss → module)."""
+    from mrovseg.checkpoint import build_config_of, build_module
+
     datamodule = hydra.utils.instantiate(cfg.data)
-    backbone = hydra.utils.instantiate(cfg.clip)
-    model = hydra.utils.instantiate(cfg.model, backbone=backbone, _convert_="all")
-    criterion = hydra.utils.instantiate(cfg.criterion)
-    module = hydra.utils.instantiate(cfg.module, model=model, criterion=criterion, _convert_="all")
+    module = build_module(build_config_of(cfg))
     return datamodule, module
 
 

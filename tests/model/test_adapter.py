@@ -82,9 +82,16 @@ def test_invalid_fusion_names_raise() -> None:
 
 @pytest.mark.parametrize(
     ("depth", "fusion_layers", "expected_inject"),
-    [(6, (0, 3, 6, 9, 12), [0, 1, 2, 3, 4]), (3, (0, 1, 2, 3), [0, 0, 1, 2]), (1, (1, 2), [0, 0]), (9, (3, 6, 9), [0, 3, 6])],
+    [
+        (6, (0, 3, 6, 9, 12), [0, 1, 2, 3, 4]),
+        (3, (0, 1, 2, 3), [0, 0, 1, 2]),
+        (1, (1, 2), [0, 0]),
+        (9, (3, 6, 9), [0, 3, 6]),
+    ],
 )
-def test_adapter_outputs_and_injection_points(depth: int, fusion_layers: tuple[int, ...], expected_inject: list[int]) -> None:
+def test_adapter_outputs_and_injection_points(
+    depth: int, fusion_layers: tuple[int, ...], expected_inject: list[int]
+) -> None:
     torch.manual_seed(0)
     adapter = MultiResAdapter(
         CLIP_DIM, dim=DIM, depth=depth, num_heads=2, num_queries=7, fusion_layers=fusion_layers, mask_dim=12
@@ -105,7 +112,9 @@ def test_adapter_outputs_and_injection_points(depth: int, fusion_layers: tuple[i
 
 def test_every_fusion_layer_reaches_the_output() -> None:
     torch.manual_seed(0)
-    adapter = MultiResAdapter(CLIP_DIM, dim=DIM, depth=2, num_heads=2, num_queries=3, fusion_layers=(1, 2), mask_dim=8)
+    adapter = MultiResAdapter(
+        CLIP_DIM, dim=DIM, depth=2, num_heads=2, num_queries=3, fusion_layers=(1, 2), mask_dim=8
+    )
     hr = {layer: _maps(seed=layer)[0] for layer in (0, 1, 2)}
     lr = {layer: _maps(seed=layer)[1] for layer in (0, 1, 2)}
     with torch.no_grad():

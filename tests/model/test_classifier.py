@@ -38,7 +38,9 @@ def _images(n: int, size: int, seed: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("num_cls_blocks", [1, 2, 3])
-def test_zero_bias_at_p0_equals_open_clip_image_embedding(toy_backbone: CLIPBackbone, num_cls_blocks: int) -> None:
+def test_zero_bias_at_p0_equals_open_clip_image_embedding(
+    toy_backbone: CLIPBackbone, num_cls_blocks: int
+) -> None:
     views = toy_backbone.normalize(_images(2, 32, seed=0))
     kv_from = toy_backbone.depth - num_cls_blocks
     feats = toy_backbone.forward_views(views, tap_layers=[kv_from], kv_from=kv_from)
@@ -60,7 +62,9 @@ def test_void_column_is_cosine_with_void_embedding(toy_backbone: CLIPBackbone) -
     classifier = _classifier(toy_backbone)
     text = torch.eye(toy_backbone.embed_dim)
     with torch.no_grad():
-        logits = classifier(toy_backbone, feats.layers[2][:, 0], feats.kv, torch.zeros(1, 2, QUERIES, 65), text)
+        logits = classifier(
+            toy_backbone, feats.layers[2][:, 0], feats.kv, torch.zeros(1, 2, QUERIES, 65), text
+        )
     emb = _embeddings(toy_backbone, logits)
     void = F.normalize(classifier.void_embed.detach(), dim=0)
     torch.testing.assert_close(logits[..., -1], toy_backbone.logit_scale * emb @ void, atol=1e-5, rtol=0)
@@ -97,9 +101,13 @@ def test_global_only_bias_at_p05_equals_open_clip_on_the_global_view(make_model,
     images = _images(2, 64, seed=2)
     with torch.no_grad():
         out = model(images, torch.eye(backbone.embed_dim))
-        expected = F.normalize(backbone.clip.encode_image(model.slicer.global_view(backbone.normalize(images))), dim=-1)
+        expected = F.normalize(
+            backbone.clip.encode_image(model.slicer.global_view(backbone.normalize(images))), dim=-1
+        )
     for q in range(out["pred_logits"].shape[1]):
-        torch.testing.assert_close(_embeddings(backbone, out["pred_logits"])[:, q], expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            _embeddings(backbone, out["pred_logits"])[:, q], expected, atol=1e-5, rtol=0
+        )
 
 
 def test_model_passes_clip_own_kv_of_global_view_and_slices(make_model, monkeypatch) -> None:

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from open_clip.model import resize_pos_embed
+from open_clip.transformer import QuickGELU
 
 from mrovseg.constants import ASSETS_DIR
 from mrovseg.model.clip_backbone import CLIPBackbone, CLIPWeightsError, build_open_clip
@@ -24,7 +25,9 @@ def _open_clip_hidden_states(visual: torch.nn.Module, views: torch.Tensor) -> li
     """open_clip's own per-layer hidden states (0 = after ``ln_pre``), collected with forward hooks."""
     states: list[torch.Tensor] = []
     hooks = [visual.ln_pre.register_forward_hook(lambda m, i, o: states.append(o))]
-    hooks += [blk.register_forward_hook(lambda m, i, o: states.append(o)) for blk in visual.transformer.resblocks]
+    hooks += [
+        blk.register_forward_hook(lambda m, i, o: states.append(o)) for blk in visual.transformer.resblocks
+    ]
     try:
         with torch.no_grad():
             visual(views)
@@ -120,7 +123,9 @@ def test_pos_embed_interpolation_keeps_cls(toy_backbone: CLIPBackbone, grid: tup
 
 
 @pytest.mark.parametrize("grid", [(16, 16), (12, 20)])
-def test_pos_embed_upsampling_equals_open_clip_resize(toy_backbone: CLIPBackbone, grid: tuple[int, int]) -> None:
+def test_pos_embed_upsampling_equals_open_clip_resize(
+    toy_backbone: CLIPBackbone, grid: tuple[int, int]
+) -> None:
     """Same layout conventions as open_clip's own ``resize_pos_embed`` (bicubic, [CLS] first).
 
     open_clip antialiases by default, which for bicubic switches PyTorch to a different cubic
@@ -168,6 +173,16 @@ def test_state_dict_file_loads(tmp_path, make_backbone, suffix: str) -> None:
         ref = source.eval().encode_image(views)
     feats = loaded.forward_views(views, tap_layers=[3], kv_from=3)
     torch.testing.assert_close(loaded.head(feats.layers[3][:, 0]), ref, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(("quick_gelu", "expected"), [(None, torch.nn.GELU), (True, QuickGELU)])
+def test_weights_file_activation_follows_quick_gelu(tmp_path, make_backbone, quick_gelu, expected) -> None:
+    """A file cannot say it holds OpenAI (QuickGELU) weights: ``quick_gelu=True`` must be passed."""
+    torch.manual_seed(0)
+    path = tmp_path / "w.pt"
+    torch.save(build_open_clip(TOY, None, str(TOY_CONFIG)).state_dict(), path)
+    backbone = CLIPBackbone(TOY, pretrained=str(path), model_config=str(TOY_CONFIG), quick_gelu=quick_gelu)
+    assert all(type(blk.mlp.gelu) is expected for blk in backbone.blocks)
 
 
 def test_missing_weights_file_names_path_and_how_to_pass_one(tmp_path, make_backbone) -> None:

@@ -34,7 +34,9 @@ def test_hierarchical_decoder_uses_the_three_deepest_fusion_layers() -> None:
     with torch.no_grad():
         base = decoder.pixel_features(visual, fused)
         for i in range(5):
-            changed = decoder.pixel_features(visual, [f + torch.randn_like(f) if j == i else f for j, f in enumerate(fused)])
+            changed = decoder.pixel_features(
+                visual, [f + torch.randn_like(f) if j == i else f for j, f in enumerate(fused)]
+            )
             assert torch.equal(base, changed) == (i < 2), i  # only fused[2:] (the deepest three) are used
 
 

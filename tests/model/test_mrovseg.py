@@ -21,7 +21,10 @@ B, K, SIZE = 2, 3, 64
 SWITCHES: list[tuple[str, dict[str, Any]]] = [
     *[(f"p={p}", {"slice_ratio": p}) for p in (0.0, 0.25, 0.5, 0.625, 0.75, 1.0)],
     *[(f"spatial={s}", {"adapter": {"spatial_fusion": s}}) for s in ("dconv", "concat")],
-    *[(f"multires={m}", {"adapter": {"multires_fusion": m}}) for m in ("scale_attention", "add", "concat", "none")],
+    *[
+        (f"multires={m}", {"adapter": {"multires_fusion": m}})
+        for m in ("scale_attention", "add", "concat", "none")
+    ],
     ("depth=1", {"adapter": {"depth": 1}}),
     ("depth=3", {"adapter": {"depth": 3}}),
     ("fusion=[1,2]", {"adapter": {"fusion_layers": [1, 2]}}),
@@ -33,7 +36,10 @@ SWITCHES: list[tuple[str, dict[str, Any]]] = [
     ("decoupled=off", {"classifier": {"decoupled": False}}),
     ("deep_supervision=off", {"deep_supervision": False}),
     ("num_cls_blocks=3", {"num_cls_blocks": 3}),
-    ("p=0,single-scale,single-mask", {"slice_ratio": 0.0, "decoder": {"hierarchical": False}, "classifier": {"decoupled": False}}),
+    (
+        "p=0,single-scale,single-mask",
+        {"slice_ratio": 0.0, "decoder": {"hierarchical": False}, "classifier": {"decoupled": False}},
+    ),
 ]
 
 
@@ -49,7 +55,9 @@ def _expected(options: dict[str, Any]) -> dict[str, int]:
 
 
 @pytest.mark.parametrize(("name", "options"), SWITCHES, ids=[name for name, _ in SWITCHES])
-def test_every_switch_runs_forward_and_backward(make_model, text_embeddings, name: str, options: dict) -> None:
+def test_every_switch_runs_forward_and_backward(
+    make_model, text_embeddings, name: str, options: dict
+) -> None:
     model = make_model(**options).train()
     exp = _expected(options)
     out = model(torch.rand(B, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0)), text_embeddings)
@@ -101,7 +109,9 @@ def test_adamw_step_changes_heads_and_leaves_clip_bit_identical(make_model, deep
     for k, v in model.backbone.state_dict().items():
         assert torch.equal(v, clip_before[k]), k
     assert all(not n.startswith("backbone.") for n in trainable_before)
-    unchanged = [n for n, p in model.named_parameters() if p.requires_grad and torch.equal(p, trainable_before[n])]
+    unchanged = [
+        n for n, p in model.named_parameters() if p.requires_grad and torch.equal(p, trainable_before[n])
+    ]
     assert unchanged == []  # every adapter, decoder and classifier parameter moved
     for part in ("adapter.", "decoder.", "classifier."):
         assert any(n.startswith(part) for n in trainable_before), part

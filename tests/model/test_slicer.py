@@ -54,7 +54,9 @@ def test_slices_cover_every_token_and_pixel(ratio: float, size: tuple[int, int],
     # slices per side = ceil(1/p), slice side = p × input side (rounded to whole patches)
     assert layout.num_slices == math.ceil(1 / ratio) ** 2
     assert layout.slice_grid == (round(ratio * gh), round(ratio * gw))
-    count = torch.zeros(gh * gw).index_add_(0, layout.index(), torch.ones(layout.num_slices * math.prod(layout.slice_grid)))
+    count = torch.zeros(gh * gw).index_add_(
+        0, layout.index(), torch.ones(layout.num_slices * math.prod(layout.slice_grid))
+    )
     assert (count >= 1).all(), f"tokens not covered: {(count == 0).sum()}"
     pixels = torch.zeros(size)
     sh, sw = layout.slice_pixels

@@ -77,7 +77,12 @@ def _register_config(model_config: str | Path) -> str:
     return path.stem
 
 
-def build_open_clip(model_name: str, pretrained: str | None, model_config: str | Path | None = None) -> nn.Module:
+def build_open_clip(
+    model_name: str,
+    pretrained: str | None,
+    model_config: str | Path | None = None,
+    quick_gelu: bool | None = None,
+) -> nn.Module:
     """Creates an open_clip model from a name and a tag, a local weights file, or nothing (random).
 
     Args:
@@ -87,6 +92,9 @@ def build_open_clip(model_name: str, pretrained: str | None, model_config: str |
             a state dict (``.pt``/``.pth``/``.bin``/``.safetensors``) saved from an open_clip model,
             or None/``"none"`` for random weights (tests and FLOP counting).
         model_config: optional path of a custom open_clip model-config JSON to register first.
+        quick_gelu: use QuickGELU activations (OpenAI CLIP was trained with them). None: only for
+            the ``openai`` tag. A weights *file* cannot tell, so OpenAI weights loaded from a file
+            need ``quick_gelu=True`` (or a ``*-quickgelu`` model name), else the features are wrong.
 
     Raises:
         FileNotFoundError: ``pretrained`` looks like a path that does not exist.
@@ -99,7 +107,7 @@ def build_open_clip(model_name: str, pretrained: str | None, model_config: str |
     if model_name.replace("/", "-") not in open_clip.list_models():
         raise ValueError(f"Unknown open_clip model {model_name!r}. Known: {', '.join(open_clip.list_models()[:20])}, ...")
     if pretrained is None or str(pretrained).lower() in ("", "none", "random"):
-        return open_clip.create_model(model_name, pretrained=None)
+        return open_clip.create_model(model_name, pretrained=None, force_quick_gelu=bool(quick_gelu))
     pretrained = str(pretrained)
     if _is_path_like(pretrained) or Path(pretrained).exists():
         path = Path(pretrained).expanduser()
@@ -108,13 +116,14 @@ def build_open_clip(model_name: str, pretrained: str | None, model_config: str |
                 f"CLIP weights file not found: {path}. Pass an existing state dict saved from an open_clip "
                 f"'{model_name}' model, e.g. clip.pretrained=/path/to/weights.safetensors."
             )
-        return open_clip.create_model(model_name, pretrained=str(path))
+        return open_clip.create_model(model_name, pretrained=str(path), force_quick_gelu=bool(quick_gelu))
     tags = open_clip.list_pretrained_tags_by_model(model_name)
     if pretrained not in tags:
         raise CLIPWeightsError(
             f"{pretrained!r} is neither a file nor a known open_clip tag for {model_name} (tags: {tags})."
         )
-    quick_gelu = pretrained == "openai" and "quickgelu" not in model_name.lower()
+    if quick_gelu is None:
+        quick_gelu = pretrained == "openai" and "quickgelu" not in model_name.lower()
     try:
         return open_clip.create_model(model_name, pretrained=pretrained, force_quick_gelu=quick_gelu)
     except Exception as err:  # download failures surface as many exception types
@@ -137,6 +146,8 @@ class CLIPBackbone(nn.Module):
         image_mean: normalisation mean; defaults to OpenAI CLIP's.
         image_std: normalisation std; defaults to OpenAI CLIP's.
         fused_attn: use ``F.scaled_dot_product_attention`` in the trunk.
+        quick_gelu: QuickGELU activations (see ``build_open_clip``); set True for OpenAI weights
+            given as a file.
     """
 
     def __init__(
@@ -147,11 +158,12 @@ class CLIPBackbone(nn.Module):
         image_mean: Sequence[float] | None = None,
         image_std: Sequence[float] | None = None,
         fused_attn: bool = True,
+        quick_gelu: bool | None = None,
     ) -> None:
         super().__init__()
         self.model_name = model_name
         self.pretrained = pretrained
-        clip = build_open_clip(model_name, pretrained, model_config)
+        clip = build_open_clip(model_name, pretrained, model_config, quick_gelu)
         clip.requires_grad_(False)
         clip.eval()
         self.clip = clip

@@ -28,6 +28,7 @@ from torch import nn
 from mrovseg.model.adapter import MultiResAdapter
 from mrovseg.model.classifier import MultiGrainedClassifier
 from mrovseg.model.clip_backbone import CLIPBackbone, ViewFeatures
+from mrovseg.model.inference import semantic_inference
 from mrovseg.model.mask_decoder import MaskDecoder
 from mrovseg.model.slicer import Slicer
 
@@ -162,3 +163,8 @@ class MROVSeg(nn.Module):
         aux = out.query_features[:-1] if (self.training and self.deep_supervision) else []
         result["aux_outputs"] = [predict(q) for q in aux]
         return result
+
+    def semantic_scores(self, images: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
+        """Per-class scores ``(B, K, h, w)`` (semantic inference of the final prediction)."""
+        out = self(images, text_embeddings)
+        return semantic_inference(out["pred_logits"], out["pred_masks"])

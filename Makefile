@@ -1,0 +1,47 @@
+# mrovseg — everyday commands. On a fresh clone `make train` and `make test` set up first.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install train test test-slow test-all lint format bench bench-loader pretrain-toy-clip clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)           ## create .venv and install the package with dev tools
+
+train: $(STAMP)             ## the default experiment (toy world, CPU, ~10 min)
+	$(PY) -m mrovseg.train $(ARGS)
+
+test: $(STAMP)              ## the test suite without the slow tests
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
+
+test-slow: $(STAMP)         ## only the slow tests (full default experiment, DDP, sweeps, notebook)
+	$(PY) -m pytest -q -m slow $(ARGS)
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q $(ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests scripts
+	$(PY) -m ruff format --check src tests scripts
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix src tests scripts
+	$(PY) -m ruff format src tests scripts
+
+bench: $(STAMP)             ## params / GFLOPs / latency of ViT-B/16 and ViT-L/14 (random weights)
+	$(PY) scripts/benchmark.py $(ARGS)
+
+bench-loader: $(STAMP)
+	$(PY) scripts/bench_loader.py $(ARGS)
+
+pretrain-toy-clip: $(STAMP) ## re-create the shipped toy CLIP (about 10 min on 2 cores)
+	$(PY) scripts/pretrain_toy_clip.py $(ARGS)
+
+clean:
+	rm -rf outputs multirun .pytest_cache .ruff_cache

@@ -1,0 +1,82 @@
+"""Training-free baseline: dense per-patch labelling with CLIP's value path (MaskCLIP-style).
+
+MaskCLIP (Zhou, Loy, Dai, ECCV 2022) labels every patch with frozen CLIP by replacing the last
+block's attention with its value path: ``x_patch = out_proj(v(ln_1(x)))``, then CLIP's
+``ln_post`` and ``proj``; cosine similarity with the text embeddings, times CLIP's logit scale,
+softmax over the vocabulary. No parameter is trained, so the same evaluation (vocabulary, sliding
+windows, metrics) gives the reference every trained model must beat.
+
+``residual=True`` keeps the block's residual and MLP around the value path (a common variant).
+``view_size`` resizes each window before CLIP (None: the window at its own resolution, with the
+positional embedding interpolated).
+
+It accepts and ignores MROVSeg's options (``slice_ratio``, ``adapter``, …) so that
+``model=dense_clip`` composes with any experiment.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from mrovseg.model.clip_backbone import CLIPBackbone
+
+log = logging.getLogger(__name__)
+
+
+class DenseCLIP(nn.Module):
+    """Per-patch CLIP classifier (no trainable parameters).
+
+    Args:
+        backbone: the frozen CLIP.
+        view_size: side each window is resized to before CLIP; None keeps the window's size.
+        residual: keep the last block's residual and MLP around the value path.
+        **ignored: MROVSeg options from experiment configs (ignored).
+    """
+
+    def __init__(self, backbone: CLIPBackbone, view_size: int | None = None, residual: bool = False, **ignored: Any):
+        super().__init__()
+        if ignored:
+            log.info("DenseCLIP ignores the MROVSeg options %s", sorted(ignored))
+        self.backbone = backbone
+        self.view_size = view_size
+        self.residual = residual
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return []
+
+    @torch.no_grad()
+    def patch_embeddings(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` in [0, 1] → L2-normalised patch embeddings ``(B, E, gh, gw)``."""
+        bb = self.backbone
+        x = bb.normalize(images)
+        if self.view_size is not None and tuple(x.shape[-2:]) != (self.view_size, self.view_size):
+            size = (self.view_size, self.view_size)
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        feats = bb.forward_views(x, tap_layers=[bb.depth - 1], kv_from=bb.depth)
+        tokens = feats.layers[bb.depth - 1]
+        last = bb.blocks[-1]
+        _, _, v = bb.qkv(last, tokens)
+        value_path = last.attn.out_proj(rearrange(v, "n h t d -> n t (h d)"))
+        if self.residual:
+            y = tokens + last.ls_1(value_path)
+            y = y + last.ls_2(last.mlp(last.ln_2(y)))
+        else:
+            y = value_path
+        emb = F.normalize(bb.head(y[:, 1:]).float(), dim=-1)
+        gh, gw = feats.grid
+        return rearrange(emb, "b (h w) e -> b e h w", h=gh, w=gw)
+
+    def semantic_scores(self, images: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``(B, K, gh, gw)`` per patch."""
+        emb = self.patch_embeddings(images)
+        logits = torch.einsum("behw,ke->bkhw", emb, text_embeddings.float()) * self.backbone.logit_scale
+        return logits.softmax(dim=1)
+
+    def forward(self, images: torch.Tensor, text_embeddings: torch.Tensor) -> dict[str, Any]:
+        return {"scores": self.semantic_scores(images, text_embeddings)}
