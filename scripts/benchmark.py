@@ -172,60 +172,58 @@ def time_pair(
     return runs_full, runs_trunk
 
 
-def benchmark(args: argparse.Namespace) -> list[Row]:
+def benchmark_model(spec: ModelSpec, args: argparse.Namespace) -> list[Row]:
+    """All rows of one model (built once; the slice ratio is switched in place)."""
     device = torch.device(args.device)
+    t0 = time.perf_counter()
+    model, side = build(spec, args.size)
+    print(f"[{spec.label}] built in {time.perf_counter() - t0:.1f} s; input {side}²", file=sys.stderr)
+    params = count_params(model)
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(1, 3, side, side, generator=g)
+    text = F.normalize(torch.randn(NUM_CLASSES, model.backbone.embed_dim, generator=g), dim=-1)
+
+    def full() -> Any:
+        return model(images, text)
+
+    def trunk() -> Any:
+        return model.encode_views(images)
+
     rows: list[Row] = []
-    for name in args.models:
-        spec = SPECS[name]
-        t0 = time.perf_counter()
-        model, side = build(spec, args.size)
-        print(f"[{spec.label}] built in {time.perf_counter() - t0:.1f} s; input {side}²", file=sys.stderr)
-        params = count_params(model)
-        g = torch.Generator().manual_seed(0)
-        images = torch.rand(1, 3, side, side, generator=g)
-        text = F.normalize(torch.randn(NUM_CLASSES, model.backbone.embed_dim, generator=g), dim=-1)
-        for ratio in args.ratios:
-            set_ratio(model, ratio)
-            model.to("cpu")
-            flops = count_flops(lambda: model(images, text))  # noqa: B023 (called immediately)
-            trunk_flops = count_flops(lambda: model.encode_views(images))  # noqa: B023
-            model.backbone.num_trunk_calls = 0
-            with torch.no_grad():
-                model.encode_views(images)
-            row = Row(
-                model=spec.label,
-                ratio=ratio,
-                input_side=side,
-                clip_size=model.slicer.clip_size,
-                views=describe_views(model, side),
-                trunk_calls=model.backbone.num_trunk_calls,
-                params_total_m=params[0],
-                params_no_text_m=params[1],
-                params_trainable_m=params[2],
-                gflops=flops / 1e9,
-                gmacs=flops / 2e9,
-                trunk_gflops=trunk_flops / 1e9,
-            )
-            if not args.no_latency and any(math.isclose(ratio, r) for r in args.latency_ratios):
-                model.to(device)
-                x, t = images.to(device), text.to(device)
-                autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else nullcontext()
-
-                def full(x: torch.Tensor = x, t: torch.Tensor = t) -> Any:
-                    return model(x, t)
-
-                def trunk(x: torch.Tensor = x) -> Any:
-                    return model.encode_views(x)
-
-                with torch.inference_mode(), autocast:
-                    runs_full, runs_trunk = time_pair(full, trunk, args.repeats, args.warmup, device)
-                row.latency_runs, row.trunk_latency_runs = runs_full, runs_trunk
-                row.latency_s = statistics.median(runs_full)
-                row.trunk_latency_s = statistics.median(runs_trunk)
-                row.latency_ratio = row.latency_s / row.trunk_latency_s
-            print(f"[{spec.label}] p={ratio}: {format_row(row)}", file=sys.stderr)
-            rows.append(row)
-        del model
+    for ratio in args.ratios:
+        set_ratio(model, ratio)
+        model.to("cpu")
+        images, text = images.cpu(), text.cpu()
+        flops, trunk_flops = count_flops(full), count_flops(trunk)
+        model.backbone.num_trunk_calls = 0
+        with torch.no_grad():
+            trunk()
+        row = Row(
+            model=spec.label,
+            ratio=ratio,
+            input_side=side,
+            clip_size=model.slicer.clip_size,
+            views=describe_views(model, side),
+            trunk_calls=model.backbone.num_trunk_calls,
+            params_total_m=params[0],
+            params_no_text_m=params[1],
+            params_trainable_m=params[2],
+            gflops=flops / 1e9,
+            gmacs=flops / 2e9,
+            trunk_gflops=trunk_flops / 1e9,
+        )
+        if not args.no_latency and any(math.isclose(ratio, r) for r in args.latency_ratios):
+            model.to(device)
+            images, text = images.to(device), text.to(device)
+            autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else nullcontext()
+            with torch.inference_mode(), autocast:
+                runs_full, runs_trunk = time_pair(full, trunk, args.repeats, args.warmup, device)
+            row.latency_runs, row.trunk_latency_runs = runs_full, runs_trunk
+            row.latency_s = statistics.median(runs_full)
+            row.trunk_latency_s = statistics.median(runs_trunk)
+            row.latency_ratio = row.latency_s / row.trunk_latency_s
+        print(f"[{spec.label}] p={ratio}: {format_row(row)}", file=sys.stderr)
+        rows.append(row)
     return rows
 
 
@@ -289,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    rows = benchmark(args)
+    rows = [row for name in args.models for row in benchmark_model(SPECS[name], args)]
     wall = time.perf_counter() - start
     device = torch.device(args.device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"

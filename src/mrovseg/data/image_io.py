@@ -15,7 +15,7 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["ImageReadError", "load_image", "load_label", "to_uint8_rgb"]
+__all__ = ["ImageReadError", "array_to_uint8_rgb", "load_image", "load_label", "to_uint8_rgb"]
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _GRAY_HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
@@ -66,6 +66,38 @@ def to_uint8_rgb(img: Image.Image) -> np.ndarray:
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")  # avoids Pillow's warning; alpha is dropped below
     return np.array(img.convert("RGB"), dtype=np.uint8)
+
+
+def array_to_uint8_rgb(array: np.ndarray) -> np.ndarray:
+    """Converts an in-memory image array to ``uint8 (H, W, 3)`` RGB with the rules of :func:`to_uint8_rgb`.
+
+    Accepted layouts (channels last): ``(H, W)`` and ``(H, W, 1)`` grayscale, ``(H, W, 2)`` grayscale
+    + alpha, ``(H, W, 3)`` RGB, ``(H, W, 4)`` RGBA (alpha dropped). Values: ``uint8`` as is, ``bool``
+    as 0/255, ``uint16`` scaled by ``/ 257`` (as ``I;16`` files), other integers as is when in
+    ``[0, 255]`` else ``/ 257``, floats in ``[0, 1]`` by ``* 255`` and other float ranges by min-max
+    scaling over the whole array (as ``F`` files).
+
+    Raises:
+        ValueError: The array is not one of the layouts above (e.g. channels first).
+    """
+    arr = np.asarray(array)
+    if arr.ndim == 3 and arr.shape[2] in (1, 2):
+        arr = arr[:, :, 0]
+    elif arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[:, :, :3]
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)) or 0 in arr.shape:
+        raise ValueError(
+            f"expected an image array of shape (H, W), (H, W, 3) or (H, W, 4) (channels last), got {array.shape}"
+        )
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype != np.uint8:
+        if arr.dtype.kind not in "uif":
+            raise ValueError(f"expected an integer or float image array, got dtype {arr.dtype}")
+        arr = _high_bit_gray_to_uint8(arr, sixteen_bit=arr.dtype == np.uint16)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(arr)
 
 
 def _high_bit_gray_to_uint8(arr: np.ndarray, sixteen_bit: bool) -> np.ndarray:
