@@ -290,7 +290,11 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     rows = [row for name in args.models for row in benchmark_model(SPECS[name], args)]
     wall = time.perf_counter() - start
     device = torch.device(args.device)
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    where = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine()
+    )
     print(markdown_table(rows))
     print(
         f"\nbatch 1, eval mode, random weights, {NUM_CLASSES} classes; device {args.device} ({where}), "

@@ -41,7 +41,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Loads a checkpoint file on the CPU with a clear error for a missing or unreadable file."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"Checkpoint not found: {path}. Pass ckpt_path=<file written by mrovseg.train>.")
+        raise FileNotFoundError(
+            f"Checkpoint not found: {path}. Pass ckpt_path=<file written by mrovseg.train>."
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:

@@ -27,8 +27,8 @@ from torch import nn
 from mrovseg.constants import IGNORE_INDEX
 from mrovseg.metrics import SegMetrics, per_class_iou_dict
 from mrovseg.model.criterion import SetCriterion, targets_from_semantic
-from mrovseg.model.inference import sliding_window, upsample_argmax
 from mrovseg.model.dense_clip import DenseCLIP
+from mrovseg.model.inference import sliding_window, upsample_argmax
 from mrovseg.model.mrovseg import MROVSeg
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,9 @@ class MROVSegModule(L.LightningModule):
         self.build_config: dict[str, Any] | None = None  # set by mrovseg.checkpoint.build_module
 
     # ------------------------------------------------------------------ setup
-    def configure_vocabularies(self, train_class_names: Sequence[str] | None, benchmarks: Sequence[Any]) -> None:
+    def configure_vocabularies(
+        self, train_class_names: Sequence[str] | None, benchmarks: Sequence[Any]
+    ) -> None:
         """Sets the training vocabulary and the evaluation benchmarks (one per dataloader)."""
         self.train_class_names = list(train_class_names) if train_class_names else None
         self.benchmarks = [Benchmark(b.name, list(b.class_names), b.seen_classes) for b in benchmarks]
@@ -117,7 +119,9 @@ class MROVSegModule(L.LightningModule):
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if dm is None:
             return
-        self.configure_vocabularies(getattr(dm, "train_class_names", None), getattr(dm, "eval_benchmarks", []))
+        self.configure_vocabularies(
+            getattr(dm, "train_class_names", None), getattr(dm, "eval_benchmarks", [])
+        )
 
     def text_embeddings(self, class_names: Sequence[str]) -> torch.Tensor:
         return self.model.backbone.encode_vocabulary(class_names, self.templates).to(self.device)
@@ -152,7 +156,11 @@ class MROVSegModule(L.LightningModule):
 
         hp = self.hparams
         return sliding_window(
-            lambda windows: self.model.semantic_scores(windows, text), image, hp.window, hp.window_overlap, hp.window_batch
+            lambda windows: self.model.semantic_scores(windows, text),
+            image,
+            hp.window,
+            hp.window_overlap,
+            hp.window_batch,
         )
 
     def _eval_step(self, batch: dict[str, Any], dataloader_idx: int, stage: str) -> None:
@@ -191,7 +199,9 @@ class MROVSegModule(L.LightningModule):
             res = metric.compute()
             scalars = {k: float(v) for k, v in res.items() if k not in ("per_class_iou", "num_images")}
             for key, value in scalars.items():
-                self.log(f"{stage}/{bench.name}/{key}", value, prog_bar=key == "mIoU", add_dataloader_idx=False)
+                self.log(
+                    f"{stage}/{bench.name}/{key}", value, prog_bar=key == "mIoU", add_dataloader_idx=False
+                )
             if not self.trainer.sanity_checking:
                 entry = dict(scalars)
                 entry["per_class_iou"] = per_class_iou_dict(res, bench.class_names)
@@ -210,7 +220,9 @@ class MROVSegModule(L.LightningModule):
     def _log_to_wandb(self, stage: str, bench: Benchmark, entry: dict[str, Any]) -> None:
         from mrovseg.wandb_logging import log_eval_to_wandb
 
-        log_eval_to_wandb(self.loggers, stage, bench.name, bench.class_names, entry, self._log_samples.get(bench.name, []))
+        log_eval_to_wandb(
+            self.loggers, stage, bench.name, bench.class_names, entry, self._log_samples.get(bench.name, [])
+        )
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> dict[str, Any]:
@@ -238,7 +250,12 @@ class MROVSegModule(L.LightningModule):
     # ------------------------------------------------------------------ checkpoints without CLIP
     def _clip_identity(self) -> dict[str, Any]:
         bb = self.model.backbone
-        return {"model_name": bb.model_name, "pretrained": str(bb.pretrained), "width": bb.width, "depth": bb.depth}
+        return {
+            "model_name": bb.model_name,
+            "pretrained": str(bb.pretrained),
+            "width": bb.width,
+            "depth": bb.depth,
+        }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint["state_dict"]
@@ -255,7 +272,9 @@ class MROVSegModule(L.LightningModule):
             state[f"model.backbone.{key}"] = value
 
 
-def check_checkpoint_compatible(module: MROVSegModule, checkpoint: dict[str, Any], source: str = "checkpoint") -> None:
+def check_checkpoint_compatible(
+    module: MROVSegModule, checkpoint: dict[str, Any], source: str = "checkpoint"
+) -> None:
     """Raises a clear error if a checkpoint's CLIP or architecture differs from ``module``'s."""
     clip = checkpoint.get("mrovseg_clip")
     mine = module._clip_identity()

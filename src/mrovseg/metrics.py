@@ -144,7 +144,12 @@ class SegMetrics(Metric):
         confmat = self.confmat
         iou = iou_from_confmat(confmat) * 100.0
         pixel_acc = confmat.diagonal().sum().double() / confmat.sum() * 100.0  # 0/0 = NaN when empty
-        result = {"mIoU": _nanmean(iou), "pixel_acc": pixel_acc, "per_class_iou": iou, "num_images": self.num_images}
+        result = {
+            "mIoU": _nanmean(iou),
+            "pixel_acc": pixel_acc,
+            "per_class_iou": iou,
+            "num_images": self.num_images,
+        }
         if self.seen_classes is not None:
             seen = self.seen_classes.to(iou.device)
             base, novel = _nanmean(iou[seen]), _nanmean(iou[~seen])

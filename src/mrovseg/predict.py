@@ -159,7 +159,9 @@ def write_outputs(
         out_dir / f"{stem}_overlay.png",
         out_dir / f"{stem}.json",
     )
-    overlay = render_overlay(result.image, result.labels, legend, colours, alpha)  # before any file is touched
+    overlay = render_overlay(
+        result.image, result.labels, legend, colours, alpha
+    )  # before any file is touched
     atomic_write(labels_path, lambda p: save_label_png(p, result.labels, k))
     atomic_write(overlay_path, lambda p: overlay.save(p))
     timing = dict(result.timing)
@@ -279,7 +281,11 @@ def clip_overrides_of(cfg: DictConfig) -> dict[str, Any]:
     clip = cfg.get("clip")
     if not clip:
         return {}
-    return {k: v for k, v in OmegaConf.to_container(clip, resolve=False).items() if not OmegaConf.is_missing(clip, k)}
+    return {
+        k: v
+        for k, v in OmegaConf.to_container(clip, resolve=False).items()
+        if not OmegaConf.is_missing(clip, k)
+    }
 
 
 def predict(cfg: DictConfig) -> PredictSummary:
@@ -297,7 +303,9 @@ def predict(cfg: DictConfig) -> PredictSummary:
     vocab = cfg.vocabulary
     vocabulary = resolve_vocabulary(list(vocab) if isinstance(vocab, ListConfig) else str(vocab))
     if cfg.get("inputs") is None:
-        raise ValueError("inputs is required: pass inputs=<image file | folder | glob> or inputs=[a.jpg,b.png].")
+        raise ValueError(
+            "inputs is required: pass inputs=<image file | folder | glob> or inputs=[a.jpg,b.png]."
+        )
     inputs = cfg.inputs
     paths = resolve_inputs(list(inputs) if isinstance(inputs, ListConfig) else str(inputs))
     device = resolve_device(cfg.get("device", "auto"))
@@ -327,7 +335,9 @@ def predict(cfg: DictConfig) -> PredictSummary:
     summary = PredictSummary(output_dir=out_dir)
     extra = {"checkpoint": str(cfg.ckpt_path), "short_side": segmenter.short_side, "device": str(device)}
     start = time.perf_counter()
-    for path, stem in _progress(list(zip(paths, output_stems(paths))), enabled=bool(cfg.get("progress", True))):
+    for path, stem in _progress(
+        list(zip(paths, output_stems(paths))), enabled=bool(cfg.get("progress", True))
+    ):
         try:
             result = segmenter.seg(path, vocabulary, return_scores=False)
             write_outputs(result, out_dir, stem, alpha, {"image": str(path), **extra})

@@ -196,7 +196,9 @@ class SegmentationResult:
         present = [k for k in np.flatnonzero(self.pixel_counts)]
         present.sort(key=lambda k: (-int(self.pixel_counts[k]), int(k)))
         return [
-            LegendEntry(int(k), self.class_names[k], int(self.pixel_counts[k]), int(self.pixel_counts[k]) / total)
+            LegendEntry(
+                int(k), self.class_names[k], int(self.pixel_counts[k]), int(self.pixel_counts[k]) / total
+            )
             for k in present
         ]
 

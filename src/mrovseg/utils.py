@@ -36,7 +36,9 @@ def write_metrics(results: dict[str, dict[str, Any]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_clean(results), indent=2))
     for name, entry in results.items():
-        keys = [k for k in ("mIoU", "base_mIoU", "novel_mIoU", "hIoU", "small_mIoU", "pixel_acc") if k in entry]
+        keys = [
+            k for k in ("mIoU", "base_mIoU", "novel_mIoU", "hIoU", "small_mIoU", "pixel_acc") if k in entry
+        ]
         summary = "  ".join(f"{k} {entry[k]:.2f}" for k in keys if entry[k] is not None)
         print(f"[{name}] {summary}  ({entry.get('num_images')} images)")
     print(f"metrics written to {path}")

@@ -36,7 +36,11 @@ MULTIRES_FUSIONS = ("scale_attention", "add", "concat", "none")
 
 
 def _up(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    return x if tuple(x.shape[-2:]) == tuple(size) else F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    return (
+        x
+        if tuple(x.shape[-2:]) == tuple(size)
+        else F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    )
 
 
 class MultiResFusion(nn.Module):
@@ -49,7 +53,9 @@ class MultiResFusion(nn.Module):
         multires_fusion: ``scale_attention``, ``add``, ``concat`` or ``none``.
     """
 
-    def __init__(self, clip_dim: int, dim: int, spatial_fusion: str = "dconv", multires_fusion: str = "scale_attention"):
+    def __init__(
+        self, clip_dim: int, dim: int, spatial_fusion: str = "dconv", multires_fusion: str = "scale_attention"
+    ):
         super().__init__()
         if spatial_fusion not in SPATIAL_FUSIONS:
             raise ValueError(f"spatial_fusion must be one of {SPATIAL_FUSIONS}, got {spatial_fusion!r}.")
@@ -58,7 +64,9 @@ class MultiResFusion(nn.Module):
         self.multires_fusion = multires_fusion
         self.proj_hr = nn.Sequential(LayerNorm2d(clip_dim), nn.Conv2d(clip_dim, dim, 1))
         if spatial_fusion == "dconv":  # depthwise 3×3 then pointwise 1×1
-            self.spatial = nn.Sequential(nn.Conv2d(dim, dim, 3, padding=1, groups=dim), nn.Conv2d(dim, dim, 1))
+            self.spatial = nn.Sequential(
+                nn.Conv2d(dim, dim, 3, padding=1, groups=dim), nn.Conv2d(dim, dim, 1)
+            )
         else:
             self.spatial = nn.Conv2d(dim, dim, 1)
         if multires_fusion != "none":

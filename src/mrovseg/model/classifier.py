@@ -30,7 +30,7 @@ from torch import nn
 
 from mrovseg.model.clip_backbone import CLIPBackbone
 from mrovseg.model.layers import MLP
-from mrovseg.model.slicer import Slicer, SliceLayout
+from mrovseg.model.slicer import SliceLayout, Slicer
 
 
 class MultiGrainedClassifier(nn.Module):
@@ -97,7 +97,9 @@ class MultiGrainedClassifier(nn.Module):
         cls_bias = m_global.new_zeros(*m_global.shape[:-1], 1)
         parts = [cls_bias, m_global]
         if layout is not None:
-            parts.append(Slicer.gather(rearrange(m_local, "b n q (h w) -> b n q h w", h=grid[0], w=grid[1]), layout))
+            parts.append(
+                Slicer.gather(rearrange(m_local, "b n q (h w) -> b n q h w", h=grid[0], w=grid[1]), layout)
+            )
         return torch.cat(parts, dim=-1)
 
     def forward(
@@ -128,5 +130,7 @@ class MultiGrainedClassifier(nn.Module):
             x = x + block.ls_1(backbone.attend(block, q, k.to(q.dtype), v.to(q.dtype), bias.to(q.dtype)))
             x = x + block.ls_2(block.mlp(block.ln_2(x)))
         emb = F.normalize(backbone.head(x).float(), dim=-1)
-        classes = torch.cat([text_embeddings.float(), F.normalize(self.void_embed.float(), dim=-1)[None]], dim=0)
+        classes = torch.cat(
+            [text_embeddings.float(), F.normalize(self.void_embed.float(), dim=-1)[None]], dim=0
+        )
         return backbone.logit_scale * emb @ classes.t()

@@ -73,7 +73,9 @@ def _register_config(model_config: str | Path) -> str:
         )
     open_clip.add_model_config(str(path))
     if open_clip.get_model_config(path.stem) is None:
-        raise ValueError(f"{path} is not a valid open_clip model config (needs embed_dim, vision_cfg, text_cfg).")
+        raise ValueError(
+            f"{path} is not a valid open_clip model config (needs embed_dim, vision_cfg, text_cfg)."
+        )
     return path.stem
 
 
@@ -105,7 +107,9 @@ def build_open_clip(
         if registered != model_name:
             raise ValueError(f"model_name {model_name!r} differs from the config file's stem {registered!r}.")
     if model_name.replace("/", "-") not in open_clip.list_models():
-        raise ValueError(f"Unknown open_clip model {model_name!r}. Known: {', '.join(open_clip.list_models()[:20])}, ...")
+        raise ValueError(
+            f"Unknown open_clip model {model_name!r}. Known: {', '.join(open_clip.list_models()[:20])}, ..."
+        )
     if pretrained is None or str(pretrained).lower() in ("", "none", "random"):
         return open_clip.create_model(model_name, pretrained=None, force_quick_gelu=bool(quick_gelu))
     pretrained = str(pretrained)
@@ -171,8 +175,12 @@ class CLIPBackbone(nn.Module):
         self.tokenizer = open_clip.get_tokenizer(model_name)
         mean = image_mean if image_mean is not None else OPENAI_MEAN
         std = image_std if image_std is not None else OPENAI_STD
-        self.register_buffer("image_mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("image_std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "image_mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "image_std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        )
         self.fused_attn = fused_attn
         blocks = self.blocks
         for blk in blocks:
@@ -252,7 +260,12 @@ class CLIPBackbone(nn.Module):
         return rearrange(q, "n t (h d) -> n h t d", h=attn.num_heads)
 
     def attend(
-        self, block: nn.Module, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None
+        self,
+        block: nn.Module,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Scaled dot-product attention with the block's output projection → ``(N, Tq, D)``."""
         if self.fused_attn:
@@ -265,7 +278,9 @@ class CLIPBackbone(nn.Module):
         out = rearrange(out, "n h t d -> n t (h d)")
         return block.attn.out_proj(out)
 
-    def block_forward(self, block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def block_forward(
+        self, block: nn.Module, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One CLIP residual block; also returns its keys and values."""
         q, k, v = self.qkv(block, x)
         x = x + block.ls_1(self.attend(block, q, k, v))
@@ -336,6 +351,8 @@ class CLIPBackbone(nn.Module):
                 feats.append(F.normalize(self.clip.encode_text(tokens).float(), dim=-1))
             feats_all = torch.cat(feats)
             owner_t = torch.tensor(owner, device=device)
-            summed = torch.zeros(len(class_names), feats_all.shape[-1], device=device).index_add_(0, owner_t, feats_all)
+            summed = torch.zeros(len(class_names), feats_all.shape[-1], device=device).index_add_(
+                0, owner_t, feats_all
+            )
             self._text_cache[key] = F.normalize(summed, dim=-1).cpu()
         return self._text_cache[key].to(device)

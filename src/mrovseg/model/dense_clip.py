@@ -39,7 +39,9 @@ class DenseCLIP(nn.Module):
         **ignored: MROVSeg options from experiment configs (ignored).
     """
 
-    def __init__(self, backbone: CLIPBackbone, view_size: int | None = None, residual: bool = False, **ignored: Any):
+    def __init__(
+        self, backbone: CLIPBackbone, view_size: int | None = None, residual: bool = False, **ignored: Any
+    ):
         super().__init__()
         if ignored:
             log.info("DenseCLIP ignores the MROVSeg options %s", sorted(ignored))

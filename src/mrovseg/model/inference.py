@@ -80,7 +80,9 @@ def sliding_window(
 
 def _linear_weights(out_len: int, in_len: int, device: torch.device) -> tuple[torch.Tensor, ...]:
     """Source indices and weights of 1-D linear interpolation as ``F.interpolate(align_corners=False)``."""
-    pos = ((torch.arange(out_len, device=device, dtype=torch.float32) + 0.5) * (in_len / out_len) - 0.5).clamp(min=0)
+    pos = (
+        (torch.arange(out_len, device=device, dtype=torch.float32) + 0.5) * (in_len / out_len) - 0.5
+    ).clamp(min=0)
     lo = pos.floor().long().clamp(max=in_len - 1)
     hi = (lo + 1).clamp(max=in_len - 1)
     return lo, hi, pos - lo.float()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +28,7 @@ class MLP(nn.Module):
         super().__init__()
         dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
         layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        for i, (a, b) in enumerate(pairwise(dims)):
             layers.append(nn.Linear(a, b))
             if i < num_layers - 1:
                 layers.append(act_layer())
@@ -57,7 +58,9 @@ class Attention(nn.Module):
 class Block(nn.Module):
     """The vanilla pre-norm ViT block used by the Multi-Res Adapter (paper §4.1)."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, norm_layer: Callable = nn.LayerNorm) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, mlp_ratio: float = 4.0, norm_layer: Callable = nn.LayerNorm
+    ) -> None:
         super().__init__()
         self.norm1 = norm_layer(dim)
         self.attn = Attention(dim, num_heads)

@@ -41,7 +41,9 @@ class MaskDecoder(nn.Module):
         self.hierarchical = hierarchical
         if hierarchical:
             d2, d4 = dim // 2, dim // 4
-            self.lateral = nn.ModuleList([nn.Conv2d(dim, dim, 1), nn.Conv2d(dim, d2, 1), nn.Conv2d(dim, d4, 1)])
+            self.lateral = nn.ModuleList(
+                [nn.Conv2d(dim, dim, 1), nn.Conv2d(dim, d2, 1), nn.Conv2d(dim, d4, 1)]
+            )
             self.up1 = nn.Sequential(nn.ConvTranspose2d(2 * dim, d2, 2, stride=2), LayerNorm2d(d2), nn.GELU())
             self.up2 = nn.Sequential(nn.ConvTranspose2d(2 * d2, d4, 2, stride=2), LayerNorm2d(d4), nn.GELU())
             self.pixel_mlp = MLP(2 * d4, d4, mask_dim, num_layers=3)  # MLP^pix, Eq. 4
@@ -54,9 +56,13 @@ class MaskDecoder(nn.Module):
             return self.pixel_mlp(_to_channels_last(visual)).permute(0, 3, 1, 2)
         deepest = [fused[max(len(fused) - 1 - i, 0)] for i in range(3)]
         x = self.up1(torch.cat([visual, self.lateral[0](deepest[0])], dim=1))
-        f2 = F.interpolate(self.lateral[1](deepest[1]), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        f2 = F.interpolate(
+            self.lateral[1](deepest[1]), size=x.shape[-2:], mode="bilinear", align_corners=False
+        )
         x = self.up2(torch.cat([x, f2], dim=1))
-        f3 = F.interpolate(self.lateral[2](deepest[2]), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        f3 = F.interpolate(
+            self.lateral[2](deepest[2]), size=x.shape[-2:], mode="bilinear", align_corners=False
+        )
         return self.pixel_mlp(_to_channels_last(torch.cat([x, f3], dim=1))).permute(0, 3, 1, 2)
 
     @staticmethod

@@ -85,7 +85,9 @@ class MROVSeg(nn.Module):
         dim = self.adapter.norm.normalized_shape[0]
         mask_dim = self.adapter.query_head.net[-1].out_features
         if max(self.adapter.fusion_layers) > backbone.depth:
-            raise ValueError(f"Fusion layers {self.adapter.fusion_layers} exceed CLIP depth {backbone.depth}.")
+            raise ValueError(
+                f"Fusion layers {self.adapter.fusion_layers} exceed CLIP depth {backbone.depth}."
+            )
         self.decoder = MaskDecoder(dim=dim, mask_dim=mask_dim, **dict(decoder or {}))
         self.classifier = MultiGrainedClassifier(
             dim=dim,
