@@ -22,8 +22,19 @@ BUILD_GROUPS = ("clip", "model", "criterion", "module")
 
 
 def build_config_of(cfg: DictConfig) -> dict[str, Any]:
-    """The part of a composed config needed to rebuild the LightningModule (unresolved)."""
-    return {g: OmegaConf.to_container(cfg[g], resolve=False) for g in BUILD_GROUPS}
+    """The part of a composed config needed to rebuild the LightningModule (unresolved), plus the
+    evaluation resize of the training data (``inference.short_side``, the default for predict)."""
+    out: dict[str, Any] = {g: OmegaConf.to_container(cfg[g], resolve=False) for g in BUILD_GROUPS}
+    data = cfg.get("data") or {}
+    out["inference"] = {"short_side": data.get("eval_short_side") if "eval_short_side" in data else 640}
+    return out
+
+
+def stored_short_side(path: str | Path, default: int | None = 640) -> int | None:
+    """The evaluation short side stored in a checkpoint's build config (``default`` if absent)."""
+    cfg = read_checkpoint(path).get(CONFIG_KEY) or {}
+    inference = cfg.get("inference") or {}
+    return inference.get("short_side", default) if "short_side" in inference else default
 
 
 def build_module(build_cfg: DictConfig | dict[str, Any]) -> Any:

@@ -76,7 +76,7 @@ def palette(num_classes: int) -> np.ndarray:
 def blend(image: np.ndarray, labels: np.ndarray, colours: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """``(1 - alpha) · image + alpha · colour[label]`` as uint8, in row bands (memory O(W) per row)."""
     out = np.empty_like(image)
-    a = int(round(alpha * 256))
+    a = round(alpha * 256)
     for y in range(0, image.shape[0], 256):
         img = image[y : y + 256].astype(np.uint16)
         col = colours[labels[y : y + 256]].astype(np.uint16)
@@ -159,9 +159,8 @@ def write_outputs(
         out_dir / f"{stem}_overlay.png",
         out_dir / f"{stem}.json",
     )
-    overlay = render_overlay(
-        result.image, result.labels, legend, colours, alpha
-    )  # before any file is touched
+    # render before any file is touched, so a drawing error leaves earlier files of this stem intact
+    overlay = render_overlay(result.image, result.labels, legend, colours, alpha)
     atomic_write(labels_path, lambda p: save_label_png(p, result.labels, k))
     atomic_write(overlay_path, lambda p: overlay.save(p))
     timing = dict(result.timing)
@@ -269,7 +268,7 @@ class PredictSummary:
         return n / self.seconds if self.seconds > 0 else 0.0
 
     def line(self) -> str:
-        """The one-line summary printed at the end of a run."""
+        """The one-line summary logged at the end of a run."""
         return (
             f"predict: {len(self.ok)} ok, {len(self.failed)} failed in {self.seconds:.2f} s "
             f"({self.images_per_second:.2f} img/s) -> {self.output_dir}"

@@ -237,7 +237,7 @@ class Segmenter:
         path: str | os.PathLike,
         device: str | torch.device = "cpu",
         clip_pretrained: str | None = None,
-        short_side: int | None = 640,
+        short_side: int | str | None = "auto",
         clip_overrides: dict[str, Any] | None = None,
         window_batch: int | None = None,
     ) -> Segmenter:
@@ -248,7 +248,9 @@ class Segmenter:
             device: ``cpu``, ``cuda``, ``cuda:<i>`` or ``auto``.
             clip_pretrained: CLIP weight source replacing the checkpoint's (an open_clip tag or a local
                 file, for offline machines); None keeps the checkpoint's.
-            short_side: See the class docstring.
+            short_side: See the class docstring; ``"auto"`` (default) takes the evaluation resize the
+                model was trained with (stored in the checkpoint; 640 for the paper's models, None
+                for the toy world).
             clip_overrides: Entries merged into the checkpoint's CLIP config. If it names a
                 ``model_name`` that differs from the checkpoint's CLIP, loading stops with an error
                 before any model is built.
@@ -258,7 +260,7 @@ class Segmenter:
             FileNotFoundError: The checkpoint does not exist.
             ValueError: The file is not an mrovseg checkpoint, or its CLIP differs from the requested one.
         """
-        from mrovseg.checkpoint import load_module
+        from mrovseg.checkpoint import load_module, stored_short_side
 
         device = resolve_device(device)  # fail on an unavailable GPU before reading anything
         overrides = dict(clip_overrides or {})
@@ -274,6 +276,8 @@ class Segmenter:
                 "weights the model was trained with: clip_pretrained=/path/to/weights (CLI: clip.pretrained=...).",
                 path,
             )
+        if short_side == "auto":
+            short_side = stored_short_side(path)
         return cls(module, device=device, short_side=short_side, window_batch=window_batch)
 
     # ------------------------------------------------------------------ text

@@ -31,7 +31,12 @@ def test_resolve_vocabulary_names_lists_and_files(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("vocabulary", "message"),
-    [([], "empty"), (["cat", " , "], "entry 1 is empty"), (["cat", "dog", "cat"], "appears twice"), ("cats", "Unknown vocabulary")],
+    [
+        ([], "empty"),
+        (["cat", " , "], "entry 1 is empty"),
+        (["cat", "dog", "cat"], "appears twice"),
+        ("cats", "Unknown vocabulary"),
+    ],
 )
 def test_resolve_vocabulary_errors(vocabulary, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -62,7 +67,7 @@ def test_to_rgb_pil_modes_match_files(tmp_path: Path) -> None:
         assert np.array_equal(to_rgb(converted), to_rgb(tmp_path / f"x_{mode}.png")), mode
     with pytest.raises(TypeError, match="PIL image or a numpy array"):
         to_rgb(torch.zeros(3, 4, 4))
-    with pytest.raises(ImageReadError, match="missing.png"):
+    with pytest.raises(ImageReadError, match=r"missing\.png"):
         to_rgb(tmp_path / "missing.png")
 
 
@@ -176,4 +181,6 @@ def test_checkpoint_errors(tmp_path: Path, tiny_ckpt: Path) -> None:
     with pytest.raises(FileNotFoundError, match="Checkpoint not found"):
         Segmenter.from_checkpoint(tmp_path / "nope.ckpt")
     with pytest.raises(ValueError, match="trained with CLIP toy-vit-p4-32, but CLIP ViT-B-16 was requested"):
-        Segmenter.from_checkpoint(tiny_ckpt, clip_overrides={"model_name": "ViT-B-16", "pretrained": "openai"})
+        Segmenter.from_checkpoint(
+            tiny_ckpt, clip_overrides={"model_name": "ViT-B-16", "pretrained": "openai"}
+        )
