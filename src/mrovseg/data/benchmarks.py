@@ -108,97 +108,94 @@ class BenchmarkSpec:
         )
 
 
-def _two(image_fmt: str, label_fmt: str, names: dict[str, str]) -> dict[str, SplitLayout]:
-    return {split: SplitLayout(image_fmt.format(d), label_fmt.format(d)) for split, d in names.items()}
+def _spec(
+    name: str,
+    title: str,
+    images: str,
+    labels: str,
+    *,
+    train: str = "train",
+    val: str = "val",
+    image_suffix: str = ".jpg",
+    label_suffix: str = ".png",
+    ignore_value: int = 255,
+    recursive: bool = False,
+    list_from: Literal["images", "labels"] = "images",
+) -> BenchmarkSpec:
+    """A registry entry with vocabulary ``VOCABULARIES[name]`` and script ``scripts/prepare_<name>.py``.
+
+    ``images`` and ``labels`` are folder patterns in which ``{}`` stands for the split folder, ``train``
+    and ``val`` the folder names of the two splits.
+    """
+    return BenchmarkSpec(
+        name=name,
+        title=title,
+        class_names=VOCABULARIES[name],
+        splits={
+            split: SplitLayout(images.format(d), labels.format(d))
+            for split, d in (("train", train), ("val", val))
+        },
+        image_suffix=image_suffix,
+        label_suffix=label_suffix,
+        ignore_value=ignore_value,
+        prepare_script=f"scripts/prepare_{name}.py",
+        recursive=recursive,
+        list_from=list_from,
+    )
 
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {
     spec.name: spec
     for spec in (
-        BenchmarkSpec(
-            name="coco_stuff",
-            title="COCO-Stuff-164k (171 classes)",
-            class_names=VOCABULARIES["coco_stuff"],
-            splits=_two(
-                "coco/{}", "coco/stuffthingmaps_detectron2/{}", {"train": "train2017", "val": "val2017"}
-            ),
-            image_suffix=".jpg",
-            label_suffix=".png",
-            ignore_value=255,
-            prepare_script="scripts/prepare_coco_stuff.py",
+        _spec(
+            "coco_stuff",
+            "COCO-Stuff-164k (171 classes)",
+            images="coco/{}",
+            labels="coco/stuffthingmaps_detectron2/{}",
+            train="train2017",
+            val="val2017",
         ),
-        BenchmarkSpec(
-            name="ade150",
-            title="ADE20K-150",
-            class_names=VOCABULARIES["ade150"],
-            splits=_two(
-                "ADEChallengeData2016/images/{}",
-                "ADEChallengeData2016/annotations_detectron2/{}",
-                {"train": "training", "val": "validation"},
-            ),
-            image_suffix=".jpg",
-            label_suffix=".png",
-            ignore_value=255,
-            prepare_script="scripts/prepare_ade150.py",
+        _spec(
+            "ade150",
+            "ADE20K-150",
+            images="ADEChallengeData2016/images/{}",
+            labels="ADEChallengeData2016/annotations_detectron2/{}",
+            train="training",
+            val="validation",
         ),
-        BenchmarkSpec(
-            name="ade847",
-            title="ADE20K-847 (ADE20K_2021_17_01)",
-            class_names=VOCABULARIES["ade847"],
-            splits=_two(
-                "ADE20K_2021_17_01/images_detectron2/{}",
-                "ADE20K_2021_17_01/annotations_detectron2/{}",
-                {"train": "training", "val": "validation"},
-            ),
-            image_suffix=".jpg",
+        _spec(
+            "ade847",
+            "ADE20K-847 (ADE20K_2021_17_01)",
+            images="ADE20K_2021_17_01/images_detectron2/{}",
+            labels="ADE20K_2021_17_01/annotations_detectron2/{}",
+            train="training",
+            val="validation",
             label_suffix=".tif",
             ignore_value=65535,
-            prepare_script="scripts/prepare_ade847.py",
         ),
-        BenchmarkSpec(
-            name="pc59",
-            title="Pascal Context 59",
-            class_names=VOCABULARIES["pc59"],
-            splits=_two("pcontext/{}/image", "pcontext/{}/label", {"train": "train", "val": "val"}),
-            image_suffix=".jpg",
-            label_suffix=".png",
-            ignore_value=255,
-            prepare_script="scripts/prepare_pc59.py",
-        ),
-        BenchmarkSpec(
-            name="pc459",
-            title="Pascal Context 459",
-            class_names=VOCABULARIES["pc459"],
-            splits=_two("pcontext_full/{}/image", "pcontext_full/{}/label", {"train": "train", "val": "val"}),
-            image_suffix=".jpg",
+        _spec("pc59", "Pascal Context 59", images="pcontext/{}/image", labels="pcontext/{}/label"),
+        _spec(
+            "pc459",
+            "Pascal Context 459",
+            images="pcontext_full/{}/image",
+            labels="pcontext_full/{}/label",
             label_suffix=".tif",
             ignore_value=65535,
-            prepare_script="scripts/prepare_pc459.py",
         ),
-        BenchmarkSpec(
-            name="voc20",
-            title="Pascal VOC 2012 (20 classes, background ignored)",
-            class_names=VOCABULARIES["voc20"],
-            splits=_two(
-                "VOC2012/JPEGImages", "VOC2012/annotations_detectron2/{}", {"train": "train", "val": "val"}
-            ),
-            image_suffix=".jpg",
-            label_suffix=".png",
-            ignore_value=255,
-            prepare_script="scripts/prepare_voc20.py",
+        _spec(
+            "voc20",
+            "Pascal VOC 2012 (20 classes, background ignored)",
+            images="VOC2012/JPEGImages",
+            labels="VOC2012/annotations_detectron2/{}",
             list_from="labels",
         ),
-        BenchmarkSpec(
-            name="cityscapes",
-            title="Cityscapes (19 classes)",
-            class_names=VOCABULARIES["cityscapes"],
-            splits=_two(
-                "cityscapes/leftImg8bit/{}", "cityscapes/gtFine/{}", {"train": "train", "val": "val"}
-            ),
+        _spec(
+            "cityscapes",
+            "Cityscapes (19 classes)",
+            images="cityscapes/leftImg8bit/{}",
+            labels="cityscapes/gtFine/{}",
             image_suffix="_leftImg8bit.png",
             label_suffix="_gtFine_labelTrainIds.png",
-            ignore_value=255,
-            prepare_script="scripts/prepare_cityscapes.py",
             recursive=True,
         ),
     )

@@ -17,19 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mrovseg.data.image_io import load_label
 from mrovseg.data.prepare.common import (
-    PrepareError,
+    LabelConverter,
     PrepareReport,
-    apply_lut,
+    SplitFolders,
     base_parser,
     make_lut,
-    parallel_map,
-    place_image,
+    prepare_paired_splits,
     require_dir,
     run_cli,
-    same_folder,
-    save_png,
 )
 
 __all__ = ["ade150_lut", "main", "prepare_ade150"]
@@ -45,12 +41,7 @@ def ade150_lut() -> np.ndarray:
     return make_lut(256, {0: 255, **{v: v - 1 for v in range(1, 151)}})
 
 
-_LUT = ade150_lut()
-
-
-def _convert(job: tuple[Path, Path]) -> None:
-    src, dst = job
-    save_png(apply_lut(load_label(src), _LUT, src, np.uint8), dst)
+_CONVERT = LabelConverter(ade150_lut())
 
 
 def prepare_ade150(
@@ -69,33 +60,29 @@ def prepare_ade150(
         image_mode: ``symlink``, ``copy`` or ``hardlink`` for images (no-op when preparing in place).
         workers: Processes converting labels.
     """
-    report = PrepareReport("ade150", root)
     out_root = root / "ADEChallengeData2016"
-    for split in splits:  # check every input before converting anything
-        require_dir(src / "images" / split, f"ADE20K {split} image", EXPECTED)
-        require_dir(src / "annotations" / split, f"ADE20K {split} annotation", EXPECTED)
-    for split in splits:
-        image_dir = require_dir(src / "images" / split, f"ADE20K {split} image", EXPECTED)
-        label_dir = require_dir(src / "annotations" / split, f"ADE20K {split} annotation", EXPECTED)
-        labels = sorted(label_dir.glob("*.png"))
-        if not labels:
-            raise PrepareError(f"no *.png annotations in {label_dir}\nexpected: {EXPECTED}")
-        out_labels = out_root / "annotations_detectron2" / split
-        out_images = out_root / "images" / split
-        for label in labels:
-            if not (image_dir / f"{label.stem}.jpg").is_file():
-                raise PrepareError(
-                    f"annotation {label} has no image: expected {image_dir / (label.stem + '.jpg')}\n"
-                    f"expected: {EXPECTED}"
-                )
-        parallel_map(_convert, [(label, out_labels / label.name) for label in labels], workers)
-        report.add(split, "labels", len(labels))
-        if not same_folder(image_dir, out_images):
-            for lab in labels:
-                place_image(image_dir / f"{lab.stem}.jpg", out_images / f"{lab.stem}.jpg", image_mode)
-        report.add(split, "images", len(labels))
-        report.note_output(split, out_images)
-        report.note_output(split, out_labels)
+    folders = [  # every input is checked before anything is converted
+        SplitFolders(
+            split,
+            images=require_dir(src / "images" / split, f"ADE20K {split} image", EXPECTED),
+            labels=require_dir(src / "annotations" / split, f"ADE20K {split} annotation", EXPECTED),
+            out_images=out_root / "images" / split,
+            out_labels=out_root / "annotations_detectron2" / split,
+        )
+        for split in splits
+    ]
+    report = PrepareReport("ade150", root)
+    prepare_paired_splits(
+        report,
+        folders,
+        _CONVERT,
+        label_suffix=".png",
+        image_suffix=".jpg",
+        what="annotation",
+        expected=EXPECTED,
+        image_mode=image_mode,
+        workers=workers,
+    )
     return report
 
 

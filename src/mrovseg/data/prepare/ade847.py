@@ -169,10 +169,13 @@ def prepare_ade847(
     """
     report = PrepareReport("ade847", root)
     out_root = root / "ADE20K_2021_17_01"
-    for split in splits:  # check every input before converting anything
-        require_dir(src / "images" / "ADE" / split, f"ADE20K-full {split} image", EXPECTED)
-    for split in splits:
-        split_dir = require_dir(src / "images" / "ADE" / split, f"ADE20K-full {split} image", EXPECTED)
+    split_dirs = [  # every input is checked before anything is converted
+        (split, require_dir(src / "images" / "ADE" / split, f"ADE20K-full {split} image", EXPECTED))
+        for split in splits
+    ]
+    for split, split_dir in split_dirs:
+        out_images = out_root / "images_detectron2" / split
+        out_labels = out_root / "annotations_detectron2" / split
         jobs = []
         for image_path in sorted(split_dir.rglob("*.jpg")):
             seg_path = image_path.with_name(image_path.stem + "_seg.png")
@@ -184,18 +187,15 @@ def prepare_ade847(
                 (
                     image_path,
                     seg_path,
-                    out_root / "images_detectron2" / split / image_path.name,
-                    out_root / "annotations_detectron2" / split / f"{image_path.stem}.tif",
+                    out_images / image_path.name,
+                    out_labels / f"{image_path.stem}.tif",
                     max_short_side,
                 )
             )
         if not jobs:
             raise PrepareError(f"no *.jpg images under {split_dir}\nexpected: {EXPECTED}")
         parallel_map(_convert, jobs, workers)
-        report.add(split, "images", len(jobs))
-        report.add(split, "labels", len(jobs))
-        report.note_output(split, out_root / "images_detectron2" / split)
-        report.note_output(split, out_root / "annotations_detectron2" / split)
+        report.add_samples(split, len(jobs), out_images, out_labels)
     return report
 
 

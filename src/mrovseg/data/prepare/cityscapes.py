@@ -20,19 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mrovseg.data.image_io import load_label
 from mrovseg.data.prepare.common import (
-    PrepareError,
+    LabelConverter,
     PrepareReport,
-    apply_lut,
+    SplitFolders,
     base_parser,
     make_lut,
-    parallel_map,
-    place_image,
+    prepare_paired_splits,
     require_dir,
     run_cli,
-    same_folder,
-    save_png,
 )
 
 __all__ = ["CITYSCAPES_ID_TO_TRAIN_ID", "cityscapes_lut", "main", "prepare_cityscapes"]
@@ -75,12 +71,7 @@ def cityscapes_lut() -> np.ndarray:
     return make_lut(256, {**{i: 255 for i in range(34)}, **CITYSCAPES_ID_TO_TRAIN_ID})
 
 
-_LUT = cityscapes_lut()
-
-
-def _convert(job: tuple[Path, Path]) -> None:
-    src, dst = job
-    save_png(apply_lut(load_label(src), _LUT, src, np.uint8), dst)
+_CONVERT = LabelConverter(cityscapes_lut())
 
 
 def prepare_cityscapes(
@@ -100,33 +91,30 @@ def prepare_cityscapes(
         workers: Processes converting labels.
     """
     out_root = root / "cityscapes"
+    folders = [  # every input is checked before anything is converted
+        SplitFolders(
+            split,
+            images=require_dir(src / "leftImg8bit" / split, f"Cityscapes {split} leftImg8bit", EXPECTED),
+            labels=require_dir(src / "gtFine" / split, f"Cityscapes {split} gtFine", EXPECTED),
+            out_images=out_root / "leftImg8bit" / split,
+            out_labels=out_root / "gtFine" / split,
+        )
+        for split in splits
+    ]
     report = PrepareReport("cityscapes", root)
-    for split in splits:  # check every input before converting anything
-        require_dir(src / "leftImg8bit" / split, f"Cityscapes {split} leftImg8bit", EXPECTED)
-        require_dir(src / "gtFine" / split, f"Cityscapes {split} gtFine", EXPECTED)
-    for split in splits:
-        image_dir = require_dir(src / "leftImg8bit" / split, f"Cityscapes {split} leftImg8bit", EXPECTED)
-        gt_dir = require_dir(src / "gtFine" / split, f"Cityscapes {split} gtFine", EXPECTED)
-        labels = sorted(gt_dir.rglob(f"*{LABEL_IDS_SUFFIX}"))
-        if not labels:
-            raise PrepareError(f"no *{LABEL_IDS_SUFFIX} files under {gt_dir}\nexpected: {EXPECTED}")
-        jobs, images = [], []
-        for label in labels:
-            rel = label.relative_to(gt_dir)
-            stem = label.name[: -len(LABEL_IDS_SUFFIX)]
-            image = image_dir / rel.parent / f"{stem}{IMAGE_SUFFIX}"
-            if not image.is_file():
-                raise PrepareError(f"label {label} has no image: expected {image}\nexpected: {EXPECTED}")
-            jobs.append((label, out_root / "gtFine" / split / rel.parent / f"{stem}{TRAIN_IDS_SUFFIX}"))
-            images.append((image, out_root / "leftImg8bit" / split / rel.parent / image.name))
-        parallel_map(_convert, jobs, workers)
-        if not same_folder(image_dir, out_root / "leftImg8bit" / split):
-            for image, dst in images:
-                place_image(image, dst, image_mode)
-        report.add(split, "labels", len(jobs))
-        report.add(split, "images", len(images))
-        report.note_output(split, out_root / "leftImg8bit" / split)
-        report.note_output(split, out_root / "gtFine" / split)
+    prepare_paired_splits(
+        report,
+        folders,
+        _CONVERT,
+        label_suffix=LABEL_IDS_SUFFIX,
+        image_suffix=IMAGE_SUFFIX,
+        out_label_suffix=TRAIN_IDS_SUFFIX,
+        recursive=True,
+        what="label",
+        expected=EXPECTED,
+        image_mode=image_mode,
+        workers=workers,
+    )
     return report
 
 

@@ -21,19 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mrovseg.data.image_io import load_label
 from mrovseg.data.prepare.common import (
-    PrepareError,
+    LabelConverter,
     PrepareReport,
-    apply_lut,
+    SplitFolders,
     base_parser,
     make_lut,
-    parallel_map,
-    place_image,
+    prepare_paired_splits,
     require_dir,
     run_cli,
-    same_folder,
-    save_png,
 )
 
 __all__ = ["COCO_STUFF_171_IDS", "coco_stuff_lut", "main", "prepare_coco_stuff"]
@@ -58,12 +54,7 @@ def coco_stuff_lut() -> np.ndarray:
     return make_lut(256, mapping)
 
 
-_LUT = coco_stuff_lut()
-
-
-def _convert(job: tuple[Path, Path]) -> None:
-    src, dst = job
-    save_png(apply_lut(load_label(src), _LUT, src, np.uint8), dst)
+_CONVERT = LabelConverter(coco_stuff_lut())
 
 
 def prepare_coco_stuff(
@@ -85,34 +76,28 @@ def prepare_coco_stuff(
         workers: Processes converting labels.
     """
     labels_dir = labels_dir or src / "stuffthingmaps"
+    folders = [  # every input is checked before anything is converted
+        SplitFolders(
+            split,
+            images=require_dir(src / split, f"COCO {split} image", EXPECTED),
+            labels=require_dir(labels_dir / split, f"COCO-Stuff {split} stuffthingmaps", EXPECTED),
+            out_images=root / "coco" / split,
+            out_labels=root / "coco" / "stuffthingmaps_detectron2" / split,
+        )
+        for split in splits
+    ]
     report = PrepareReport("coco_stuff", root)
-    for split in splits:  # check every input before converting anything
-        require_dir(src / split, f"COCO {split} image", EXPECTED)
-        require_dir(labels_dir / split, f"COCO-Stuff {split} stuffthingmaps", EXPECTED)
-    for split in splits:
-        image_dir = require_dir(src / split, f"COCO {split} image", EXPECTED)
-        label_dir = require_dir(labels_dir / split, f"COCO-Stuff {split} stuffthingmaps", EXPECTED)
-        labels = sorted(label_dir.glob("*.png"))
-        if not labels:
-            raise PrepareError(f"no *.png stuffthingmaps in {label_dir}\nexpected: {EXPECTED}")
-        out_labels = root / "coco" / "stuffthingmaps_detectron2" / split
-        out_images = root / "coco" / split
-        jobs = []
-        for label in labels:
-            image = image_dir / f"{label.stem}.jpg"
-            if not image.is_file():
-                raise PrepareError(
-                    f"stuffthingmap {label} has no image: expected {image}\nexpected: {EXPECTED}"
-                )
-            jobs.append((label, out_labels / label.name))
-        parallel_map(_convert, jobs, workers)
-        report.add(split, "labels", len(jobs))
-        if not same_folder(image_dir, out_images):
-            for lab in labels:
-                place_image(image_dir / f"{lab.stem}.jpg", out_images / f"{lab.stem}.jpg", image_mode)
-        report.add(split, "images", len(labels))
-        report.note_output(split, out_images)
-        report.note_output(split, out_labels)
+    prepare_paired_splits(
+        report,
+        folders,
+        _CONVERT,
+        label_suffix=".png",
+        image_suffix=".jpg",
+        what="stuffthingmap",
+        expected=EXPECTED,
+        image_mode=image_mode,
+        workers=workers,
+    )
     return report
 
 

@@ -1,4 +1,4 @@
-"""Shared pieces of the prepare scripts: input checks, label mapping tables, writers, report, CLI.
+"""Shared pieces of the prepare scripts: input checks, label mapping, writers, split walkers, report, CLI.
 
 Each ``prepare_<benchmark>`` function reads an official download (``src``), writes the layout of
 :mod:`mrovseg.data.benchmarks` under the dataset root, and returns a :class:`PrepareReport` of what it
@@ -20,19 +20,27 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
+from mrovseg.data.image_io import load_label
+
 __all__ = [
     "INVALID",
+    "LabelConverter",
     "PrepareError",
     "PrepareReport",
+    "SplitFolders",
     "apply_lut",
     "base_parser",
     "default_root",
     "make_lut",
     "parallel_map",
     "place_image",
+    "place_images",
+    "prepare_paired_splits",
     "read_id_list",
     "require_dir",
     "require_file",
+    "require_image",
+    "require_split_lists",
     "run_cli",
     "same_folder",
     "save_png",
@@ -70,6 +78,13 @@ class PrepareReport:
         if folder not in self.outputs[split]:
             self.outputs[split].append(folder)
 
+    def add_samples(self, split: str, n: int, *outputs: Path) -> None:
+        """Counts ``n`` images and ``n`` labels written for ``split`` and remembers its output folders."""
+        self.add(split, "images", n)
+        self.add(split, "labels", n)
+        for folder in outputs:
+            self.note_output(split, folder)
+
     def summary(self) -> str:
         """Human-readable summary: one line per split with its counts and output folders."""
         lines = [f"{self.benchmark}: prepared under {self.root}"]
@@ -97,6 +112,21 @@ def require_file(path: Path, what: str, expected: str) -> Path:
     if not path.is_file():
         raise PrepareError(f"{what} not found: {path}\nexpected: {expected}")
     return path
+
+
+def require_image(image: Path, label: Path, what: str, expected: str | None = None) -> Path:
+    """Returns ``image`` if it is a file, else raises :class:`PrepareError` naming the ``what`` ``label``."""
+    if not image.is_file():
+        hint = f"\nexpected: {expected}" if expected else ""
+        raise PrepareError(f"{what} {label} has no image: expected {image}{hint}")
+    return image
+
+
+def require_split_lists(folder: Path, splits: Sequence[str], expected: str) -> list[tuple[str, Path]]:
+    """``(split, <folder>/<split>.txt)`` for every split; all are checked before anything is converted."""
+    return [
+        (split, require_file(folder / f"{split}.txt", f"{split} split list", expected)) for split in splits
+    ]
 
 
 def read_id_list(path: Path) -> list[str]:
@@ -147,6 +177,37 @@ def save_tiff(label: np.ndarray, path: Path) -> None:
     Image.fromarray(np.ascontiguousarray(label.astype(np.uint16, copy=False))).save(path, format="TIFF")
 
 
+@dataclass(frozen=True, eq=False)
+class LabelConverter:
+    """Job function of :func:`parallel_map` that maps one raw label file through a LUT and writes it.
+
+    Called with ``(src, dst)``; returns whether ``dst`` was written. An instance pickles (the table by
+    value, the functions by reference), so it runs in worker processes.
+
+    Attributes:
+        lut: Raw value → output value (:func:`make_lut`), applied by :func:`apply_lut`.
+        dtype: Output dtype (``uint8`` for PNG, ``uint16`` for TIFF).
+        read: Reads the raw label map of ``src``.
+        write: Writes the mapped label to ``dst``.
+        skip_if_all: Writes nothing for a label whose every pixel maps to this value (VOC's
+            background-only maps); None writes every label.
+    """
+
+    lut: np.ndarray
+    dtype: type[np.integer] = np.uint8
+    read: Callable[[Path], np.ndarray] = load_label
+    write: Callable[[np.ndarray, Path], None] = save_png
+    skip_if_all: int | None = None
+
+    def __call__(self, job: tuple[Path, Path]) -> bool:
+        src, dst = job
+        label = apply_lut(self.read(src), self.lut, src, self.dtype)
+        if self.skip_if_all is not None and (label == self.skip_if_all).all():
+            return False
+        self.write(label, dst)
+        return True
+
+
 def place_image(src: Path, dst: Path, mode: str) -> None:
     """Puts an image file of the download into the layout.
 
@@ -173,6 +234,83 @@ def place_image(src: Path, dst: Path, mode: str) -> None:
 def same_folder(a: Path, b: Path) -> bool:
     """Whether two paths name the same existing folder."""
     return a.exists() and b.exists() and a.resolve() == b.resolve()
+
+
+def place_images(image_dir: Path, out_dir: Path, names: Iterable[str], mode: str) -> None:
+    """Places ``image_dir / name`` at ``out_dir / name`` for each name (see :func:`place_image`).
+
+    Does nothing when ``image_dir`` already is ``out_dir`` (preparing in place).
+    """
+    if same_folder(image_dir, out_dir):
+        return
+    for name in names:
+        place_image(image_dir / name, out_dir / name, mode)
+
+
+@dataclass(frozen=True)
+class SplitFolders:
+    """One split of a download whose label tree mirrors its image tree, and where it goes in the layout."""
+
+    split: str
+    images: Path
+    labels: Path
+    out_images: Path
+    out_labels: Path
+
+
+def prepare_paired_splits(
+    report: PrepareReport,
+    folders: Sequence[SplitFolders],
+    convert: Callable[[tuple[Path, Path]], object],
+    *,
+    label_suffix: str,
+    image_suffix: str,
+    out_label_suffix: str | None = None,
+    recursive: bool = False,
+    what: str,
+    expected: str,
+    image_mode: str,
+    workers: int,
+) -> None:
+    """Converts the labels of each split and places their images, counting both in ``report``.
+
+    The label ``<labels>/<rel>/<stem><label_suffix>`` pairs with the image
+    ``<images>/<rel>/<stem><image_suffix>``; ``convert`` writes it to
+    ``<out_labels>/<rel>/<stem><out_label_suffix>`` (default: ``label_suffix``) and the image is placed
+    at ``<out_images>/<rel>/<stem><image_suffix>``. Every pair of a split is checked before its labels
+    are converted.
+
+    Args:
+        report: Gets ``images``/``labels`` counts and both output folders per split.
+        folders: The splits, in order (their folders already checked by :func:`require_dir`).
+        convert: Job function of :func:`parallel_map` taking ``(label, out_label)``.
+        label_suffix: End of a label file name in the download.
+        image_suffix: End of an image file name.
+        out_label_suffix: End of a written label file name.
+        recursive: Labels sit in sub-folders (``<rel>`` non-empty, e.g. Cityscapes' ``<city>``).
+        what: What a label is called in error messages (``annotation``, ``label``...).
+        expected: Description of the download layout, for error messages.
+        image_mode: ``symlink``, ``copy`` or ``hardlink`` (see :func:`place_images`).
+        workers: Processes converting labels.
+
+    Raises:
+        PrepareError: A split without labels, or a label without its image.
+    """
+    pattern = f"*{label_suffix}"
+    for f in folders:
+        labels = sorted(f.labels.rglob(pattern) if recursive else f.labels.glob(pattern))
+        if not labels:
+            where = "under" if recursive else "in"
+            raise PrepareError(f"no {pattern} {what}s {where} {f.labels}\nexpected: {expected}")
+        jobs, images = [], []
+        for label in labels:
+            rel = label.relative_to(f.labels).parent / label.name[: -len(label_suffix)]
+            require_image(f.images / f"{rel}{image_suffix}", label, what, expected)
+            jobs.append((label, f.out_labels / f"{rel}{out_label_suffix or label_suffix}"))
+            images.append(f"{rel}{image_suffix}")
+        parallel_map(convert, jobs, workers)
+        place_images(f.images, f.out_images, images, image_mode)
+        report.add_samples(f.split, len(jobs), f.out_images, f.out_labels)
 
 
 def parallel_map(fn: Callable[[_J], _R], jobs: Sequence[_J], workers: int) -> list[_R]:

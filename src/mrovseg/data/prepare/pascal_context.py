@@ -31,18 +31,18 @@ import numpy as np
 import scipy.io
 
 from mrovseg.data.prepare.common import (
+    LabelConverter,
     PrepareError,
     PrepareReport,
-    apply_lut,
     base_parser,
     make_lut,
     parallel_map,
-    place_image,
+    place_images,
     read_id_list,
     require_dir,
-    require_file,
+    require_image,
+    require_split_lists,
     run_cli,
-    save_png,
     save_tiff,
 )
 
@@ -77,9 +77,6 @@ def pc459_lut() -> np.ndarray:
     return make_lut(460, {0: 65535, **{v: v - 1 for v in range(1, 460)}})
 
 
-_LUTS = {59: pc59_lut(), 459: pc459_lut()}
-
-
 def load_label_map(mat_path: Path) -> np.ndarray:
     """The ``LabelMap`` of an official Pascal Context ``.mat`` file."""
     try:
@@ -93,13 +90,10 @@ def load_label_map(mat_path: Path) -> np.ndarray:
     return np.asarray(mat["LabelMap"])
 
 
-def _convert(job: tuple[Path, Path, int]) -> None:
-    mat_path, dst, num_classes = job
-    label = apply_lut(load_label_map(mat_path), _LUTS[num_classes], mat_path, np.int64)
-    if num_classes == 59:
-        save_png(label.astype(np.uint8), dst)
-    else:
-        save_tiff(label.astype(np.uint16), dst)
+_CONVERT = {
+    59: LabelConverter(pc59_lut(), read=load_label_map),
+    459: LabelConverter(pc459_lut(), np.uint16, read=load_label_map, write=save_tiff),
+}
 
 
 def prepare_pcontext(
@@ -122,43 +116,32 @@ def prepare_pcontext(
         image_mode: ``symlink``, ``copy`` or ``hardlink`` for images.
         workers: Processes converting labels.
     """
-    if num_classes not in _LUTS:
+    if num_classes not in _CONVERT:
         raise ValueError(f"num_classes must be 59 or 459, got {num_classes}")
     context_dir = context_dir or src / "trainval"
     image_dir = require_dir(src / "JPEGImages", "VOC2010 JPEGImages", EXPECTED)
     require_dir(context_dir, "Pascal Context annotation (.mat)", EXPECTED)
     name, suffix = ("pcontext", ".png") if num_classes == 59 else ("pcontext_full", ".tif")
     report = PrepareReport(f"pc{num_classes}", root)
-    for split in splits:  # check every input before converting anything
-        require_file(src / "ImageSets" / "Main" / f"{split}.txt", f"{split} split list", EXPECTED)
-    for split in splits:
-        ids = read_id_list(
-            require_file(src / "ImageSets" / "Main" / f"{split}.txt", f"{split} split list", EXPECTED)
-        )
+    for split, list_file in require_split_lists(src / "ImageSets" / "Main", splits, EXPECTED):
+        ids = read_id_list(list_file)
         out_dir = root / name / split
-        jobs, skipped = [], 0
+        jobs, found = [], []
         for image_id in ids:
             mat_path = context_dir / f"{image_id}.mat"
             if not mat_path.is_file():
-                skipped += 1
                 continue
-            if not (image_dir / f"{image_id}.jpg").is_file():
-                raise PrepareError(
-                    f"annotation {mat_path} has no image: expected {image_dir / (image_id + '.jpg')}"
-                )
-            jobs.append((mat_path, out_dir / "label" / f"{image_id}{suffix}", num_classes))
+            require_image(image_dir / f"{image_id}.jpg", mat_path, "annotation")
+            jobs.append((mat_path, out_dir / "label" / f"{image_id}{suffix}"))
+            found.append(image_id)
         if not jobs:
             raise PrepareError(
                 f"none of the {len(ids)} {split} ids has a .mat file in {context_dir}\nexpected: {EXPECTED}"
             )
-        parallel_map(_convert, jobs, workers)
-        for job in jobs:
-            image_id = job[0].stem
-            place_image(image_dir / f"{image_id}.jpg", out_dir / "image" / f"{image_id}.jpg", image_mode)
-        report.add(split, "labels", len(jobs))
-        report.add(split, "images", len(jobs))
-        report.add(split, "skipped (no .mat)", skipped)
-        report.note_output(split, out_dir)
+        parallel_map(_CONVERT[num_classes], jobs, workers)
+        place_images(image_dir, out_dir / "image", [f"{i}.jpg" for i in found], image_mode)
+        report.add_samples(split, len(jobs), out_dir)
+        report.add(split, "skipped (no .mat)", len(ids) - len(jobs))
     return report
 
 

@@ -21,21 +21,19 @@ from pathlib import Path
 
 import numpy as np
 
-from mrovseg.data.image_io import load_label
 from mrovseg.data.prepare.common import (
+    LabelConverter,
     PrepareError,
     PrepareReport,
-    apply_lut,
     base_parser,
     make_lut,
     parallel_map,
-    place_image,
+    place_images,
     read_id_list,
     require_dir,
-    require_file,
+    require_image,
+    require_split_lists,
     run_cli,
-    same_folder,
-    save_png,
 )
 
 __all__ = ["main", "prepare_voc20", "voc20_lut"]
@@ -52,16 +50,7 @@ def voc20_lut() -> np.ndarray:
     return make_lut(256, {0: 255, 255: 255, **{v: v - 1 for v in range(1, 21)}})
 
 
-_LUT = voc20_lut()
-
-
-def _convert(job: tuple[Path, Path]) -> bool:
-    src, dst = job
-    label = apply_lut(load_label(src), _LUT, src, np.uint8)
-    if (label == 255).all():
-        return False
-    save_png(label, dst)
-    return True
+_CONVERT = LabelConverter(voc20_lut(), skip_if_all=255)
 
 
 def _label_folder(src: Path, labels: str) -> Path:
@@ -97,35 +86,22 @@ def prepare_voc20(
     label_dir = _label_folder(src, labels)
     out_root = root / "VOC2012"
     report = PrepareReport("voc20", root)
-    for split in splits:  # check every input before converting anything
-        require_file(src / "ImageSets" / "Segmentation" / f"{split}.txt", f"{split} split list", EXPECTED)
-    for split in splits:
-        list_file = require_file(
-            src / "ImageSets" / "Segmentation" / f"{split}.txt", f"{split} split list", EXPECTED
-        )
-        ids = read_id_list(list_file)
+    for split, list_file in require_split_lists(src / "ImageSets" / "Segmentation", splits, EXPECTED):
         out_labels = out_root / "annotations_detectron2" / split
         jobs = []
-        for image_id in ids:
+        for image_id in read_id_list(list_file):
             label = label_dir / f"{image_id}.png"
             if not label.is_file():
                 raise PrepareError(
                     f"{list_file} lists {image_id} but {label} is missing\nexpected: {EXPECTED}"
                 )
-            if not (image_dir / f"{image_id}.jpg").is_file():
-                raise PrepareError(f"label {label} has no image: expected {image_dir / (image_id + '.jpg')}")
+            require_image(image_dir / f"{image_id}.jpg", label, "label")
             jobs.append((label, out_labels / label.name))
-        written = parallel_map(_convert, jobs, workers)
+        written = parallel_map(_CONVERT, jobs, workers)
         kept = [job[0].stem for job, ok in zip(jobs, written) if ok]
-        if not same_folder(image_dir, out_root / "JPEGImages"):
-            for image_id in kept:
-                place_image(
-                    image_dir / f"{image_id}.jpg", out_root / "JPEGImages" / f"{image_id}.jpg", image_mode
-                )
-        report.add(split, "labels", len(kept))
-        report.add(split, "images", len(kept))
+        place_images(image_dir, out_root / "JPEGImages", [f"{i}.jpg" for i in kept], image_mode)
+        report.add_samples(split, len(kept), out_labels)
         report.add(split, "skipped (background only)", len(jobs) - len(kept))
-        report.note_output(split, out_labels)
     return report
 
 
