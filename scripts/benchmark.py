@@ -848,9 +848,14 @@ def _cpu_name() -> str:
 
 
 def _git_commit() -> str | None:
+    """HEAD's short hash (``-dirty`` when tracked files differ from it), or None outside git."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+            ["git", "describe", "--always", "--dirty"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
         return None

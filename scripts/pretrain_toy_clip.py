@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     reloaded = open_clip.create_model(MODEL_NAME, pretrained=str(ckpt))
     acc = {k: zero_shot(reloaded, tokenizer, x, names, y) for k, (x, y) in test_sets.items()}
     x, y = test_sets["overall"]
-    acc_bg = zero_shot(reloaded, tokenizer, x, world.class_names, y + 1)
+    acc_bg = zero_shot(reloaded, tokenizer, x, y + 1, world.class_names)
     total = time.time() - t_start
     print("zero-shot (reloaded fp16 checkpoint): " + ", ".join(f"{k} {v:.1f}%" for k, v in acc.items()))
     print(f"zero-shot overall with 'background' in the vocabulary (31 classes): {acc_bg:.1f}%")
