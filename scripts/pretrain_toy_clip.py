@@ -95,7 +95,7 @@ def to_input(images: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def zero_shot(
-    model: torch.nn.Module, tokenizer, images: torch.Tensor, names: list[str], labels: torch.Tensor
+    model: torch.nn.Module, tokenizer, images: torch.Tensor, labels: torch.Tensor, names: list[str]
 ) -> float:
     """Top-1 accuracy (%) of ``"a photo of a {}."`` prompts on ``images``."""
     model.eval()
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     loss_fn = open_clip.ClipLoss()
     gen = torch.Generator().manual_seed(args.seed)
     order, pos = torch.randperm(len(images), generator=gen), 0
-    t_train = time.time()
+    t_train, log_every = time.time(), max(1, min(100, args.steps // 24))
     for step in range(args.steps):
         if pos + args.batch_size > len(order):
             order, pos = torch.randperm(len(images), generator=gen), 0
@@ -205,9 +205,9 @@ def main(argv: list[str] | None = None) -> None:
         opt.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
-        if (step + 1) % 100 == 0 or step + 1 == args.steps:
+        if (step + 1) % log_every == 0 or step + 1 == args.steps:
             msg = f"step {step + 1}/{args.steps} loss {loss.item():.3f} scale {model.logit_scale.exp().item():.1f}"
-            if (step + 1) % 600 == 0:
+            if (step + 1) % (4 * log_every) == 0:
                 msg += f" zero-shot {zero_shot(model, tokenizer, *test_sets['overall'], names):.1f}%"
             print(f"{msg} [{time.time() - t_train:.0f} s]", flush=True)
     t_train = time.time() - t_train
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.out.resolve() != CONFIG_PATH.parent.resolve():
         shutil.copy(CONFIG_PATH, args.out / CONFIG_PATH.name)
     reloaded = open_clip.create_model(MODEL_NAME, pretrained=str(ckpt))
-    acc = {k: zero_shot(reloaded, tokenizer, x, names, y) for k, (x, y) in test_sets.items()}
+    acc = {k: zero_shot(reloaded, tokenizer, x, y, names) for k, (x, y) in test_sets.items()}
     x, y = test_sets["overall"]
     acc_bg = zero_shot(reloaded, tokenizer, x, y + 1, world.class_names)
     total = time.time() - t_start

@@ -24,7 +24,9 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
     """Instantiates the datamodule and the LightningModule (CLIP → model → loss → module)."""
     from mrovseg.checkpoint import build_config_of, build_module
 
-    datamodule = hydra.utils.instantiate(cfg.data)
+    # plain lists, not ListConfig, in the datamodule's hparams: checkpoints must load with
+    # torch.load(weights_only=True), which Lightning uses to resume (ckpt_path=last)
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     module = build_module(build_config_of(cfg))
     return datamodule, module
 
@@ -46,14 +48,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg)
     trainer = make_trainer(cfg)
+    flat: dict[str, float] = {}  # fit's metrics (train/*, val/*) and then test's: test() resets them
     if cfg.train:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        flat.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     if cfg.test:
         trainer.test(module, datamodule=datamodule)
+        flat.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     results = module.results.get("test") or module.results.get("val") or {}
     if results and not trainer.fast_dev_run:
         write_metrics(results, Path(cfg.paths.output_dir) / "metrics.json")
-    flat = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return {"results": results, "callback_metrics": flat}
 
 
