@@ -96,7 +96,16 @@ OVERFIT: list[str] = [
 
 #: The keys of every benchmark entry of ``metrics.json`` for the toy world (it has base/novel classes
 #: and a small-object region).
-METRIC_KEYS = {"mIoU", "base_mIoU", "novel_mIoU", "hIoU", "small_mIoU", "pixel_acc", "per_class_iou", "num_images"}
+METRIC_KEYS = {
+    "mIoU",
+    "base_mIoU",
+    "novel_mIoU",
+    "hIoU",
+    "small_mIoU",
+    "pixel_acc",
+    "per_class_iou",
+    "num_images",
+}
 
 TOY_CLIP_CONFIG = ASSETS_DIR / "toy_clip" / "toy-vit-p4-32.json"
 
@@ -190,7 +199,9 @@ def run_entry_point(
 
 def describe(proc: subprocess.CompletedProcess[str]) -> str:
     """The tail of a child's output, for assertion messages."""
-    return f"exit code {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-5000:]}"
+    return (
+        f"exit code {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-5000:]}"
+    )
 
 
 def numpy_seg_metrics(
@@ -228,7 +239,11 @@ def numpy_seg_metrics(
         mask = np.zeros(num_classes, bool)
         mask[list(seen)] = True
         base, novel = np.nanmean(per_class[mask]), np.nanmean(per_class[~mask])
-        out.update(base_mIoU=base, novel_mIoU=novel, hIoU=0.0 if 0 in (base, novel) else 2 * base * novel / (base + novel))
+        out.update(
+            base_mIoU=base,
+            novel_mIoU=novel,
+            hIoU=0.0 if 0 in (base, novel) else 2 * base * novel / (base + novel),
+        )
     if regions is not None:
         region_conf = confusion([(p[k & r], t[k & r]) for p, t, k, r in zip(preds, labels, keep, regions)])
         in_gt = region_conf.sum(1) > 0
@@ -330,7 +345,12 @@ def tiny_trained_run(root: Path) -> tuple[Path, L.LightningModule]:
     if root not in _TRAINED:
         run = root / "run"
         clip = random_clip_weights(run / "clip.pt")
-        overrides = [f"clip.pretrained={clip}", *OVERFIT, "trainer.max_steps=100", "trainer.val_check_interval=100"]
+        overrides = [
+            f"clip.pretrained={clip}",
+            *OVERFIT,
+            "trainer.max_steps=100",
+            "trainer.val_check_interval=100",
+        ]
         with composed("train", run, [*overrides, "logger={}"]) as cfg:
             L.seed_everything(cfg.seed)
             datamodule, module = build(cfg)

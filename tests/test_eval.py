@@ -44,7 +44,9 @@ def test_fast_dev_run_evaluates_one_image(tmp_path: Path, trained: tuple[Path, l
     assert results["toy"]["num_images"] == 1
 
 
-def test_metrics_json_agrees_with_the_saved_predictions(tmp_path: Path, trained: tuple[Path, list[str]]) -> None:
+def test_metrics_json_agrees_with_the_saved_predictions(
+    tmp_path: Path, trained: tuple[Path, list[str]]
+) -> None:
     _, overrides = trained
     with composed("eval", tmp_path, [*overrides, "eval.save_predictions=true", "data.num_test=3"]) as cfg:
         evaluate(cfg)
@@ -88,9 +90,14 @@ def test_dense_clip_baseline_needs_no_checkpoint(tmp_path: Path) -> None:
     assert entry["mIoU"] == pytest.approx(results["toy"]["mIoU"])
 
 
-def test_the_toy_datamodule_serves_only_the_toy_benchmark(tmp_path: Path, trained: tuple[Path, list[str]]) -> None:
+def test_the_toy_datamodule_serves_only_the_toy_benchmark(
+    tmp_path: Path, trained: tuple[Path, list[str]]
+) -> None:
     _, overrides = trained
-    with composed("eval", tmp_path, [*overrides, "eval.benchmarks=[ade150]"]) as cfg, pytest.raises(ValueError, match="only serves the 'toy'"):
+    with (
+        composed("eval", tmp_path, [*overrides, "eval.benchmarks=[ade150]"]) as cfg,
+        pytest.raises(ValueError, match="only serves the 'toy'"),
+    ):
         evaluate(cfg)
 
 
@@ -111,7 +118,9 @@ def test_load_module_lists_the_keys_of_another_architecture(trained: tuple[Path,
     assert "model.adapter.queries: checkpoint (16, 32) vs model (9, 32)" in str(err.value)
 
 
-def test_eval_cli_rejects_a_checkpoint_of_another_architecture(tmp_path: Path, trained: tuple[Path, list[str]]) -> None:
+def test_eval_cli_rejects_a_checkpoint_of_another_architecture(
+    tmp_path: Path, trained: tuple[Path, list[str]]
+) -> None:
     _, overrides = trained
     args = ["model.adapter.depth=3" if a.startswith("model.adapter.depth=") else a for a in TINY]
     args += [*overrides, f"hydra.run.dir={tmp_path}"]

@@ -20,5 +20,17 @@ def asset_path(relative: str) -> str:
     return str(path)
 
 
+def job_dirname(overrides: str, max_length: int = 120) -> str:
+    """A file name from a sweep job's overrides (``${job_dirname:${hydra.job.override_dirname}}``).
+
+    ``/`` (in paths given as overrides) becomes ``-`` and long names are cut to ``max_length``
+    characters, since a file name has at most 255; the job number in front keeps names unique.
+    """
+    name = str(overrides).replace("/", "-")
+    return name if len(name) <= max_length else name[: max_length - 3] + "..."
+
+
 if not OmegaConf.has_resolver("asset"):
     OmegaConf.register_new_resolver("asset", asset_path)
+if not OmegaConf.has_resolver("job_dirname"):
+    OmegaConf.register_new_resolver("job_dirname", job_dirname)

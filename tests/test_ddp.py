@@ -1,0 +1,65 @@
+"""Two-process DDP on the CPU (gloo): training and evaluation report what one process reports.
+
+Both settings score every evaluation image exactly once (4 images: the distributed sampler pads
+an odd count by repeating images) and sum the confusion matrices over processes, so the metrics
+of a fixed checkpoint must be identical, not just close.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mrovseg.eval import evaluate
+from tests.helpers import (
+    OVERFIT_MODEL,
+    TINY,
+    composed,
+    describe,
+    random_clip_weights,
+    run_entry_point,
+    tiny_trained_run,
+)
+
+pytestmark = pytest.mark.slow
+
+DDP = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true"]
+
+
+def _one_process_eval(out: Path, overrides: list[str]) -> dict:
+    with composed("eval", out, overrides) as cfg:
+        evaluate(cfg)
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_ddp_training_tests_every_image_once_like_one_process(tmp_path: Path) -> None:
+    clip = random_clip_weights(tmp_path / "clip.pt")
+    common = [f"clip.pretrained={clip}", *TINY, "data.num_test=4"]
+    run = tmp_path / "ddp"
+    proc = run_entry_point("mrovseg.train", [*common, *DDP, f"hydra.run.dir={run}"], timeout=600)
+    assert proc.returncode == 0, describe(proc)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.pt", "ddp"]  # one run directory
+    ddp_metrics = json.loads((run / "metrics.json").read_text())
+    assert ddp_metrics["toy"]["num_images"] == 4
+    # the final test ran on the weights saved last: one process scores them the same
+    single = _one_process_eval(
+        tmp_path / "single", [*common, f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"]
+    )
+    assert single == ddp_metrics
+
+
+def test_ddp_evaluation_of_a_checkpoint_equals_one_process(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    trained, _ = tiny_trained_run(tmp_path_factory.getbasetemp() / "trained")
+    common = [f"clip.pretrained={trained / 'clip.pt'}", *TINY, *OVERFIT_MODEL, "data.num_test=4"]
+    common.append(f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}")
+    proc = run_entry_point("mrovseg.eval", [*common, *DDP, f"hydra.run.dir={tmp_path / 'ddp'}"], timeout=600)
+    assert proc.returncode == 0, describe(proc)
+    ddp_metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    single = _one_process_eval(tmp_path / "single", common)
+    assert single == ddp_metrics
+    assert ddp_metrics["toy"]["num_images"] == 4
+    assert ddp_metrics["toy"]["pixel_acc"] > 0  # a model that gets pixels right: the comparison is not 0 == 0
