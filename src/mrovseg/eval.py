@@ -5,8 +5,10 @@
 Writes ``metrics.json`` = ``{"<benchmark>": {"mIoU", "pixel_acc", "per_class_iou": {name: IoU},
 "num_images", ...}}`` into the run directory and, with ``eval.save_predictions=true``, one label
 PNG per input (uint16 when K > 255) under ``predictions/<benchmark>/<image stem>.png``.
-The architecture is the composed config's; the checkpoint must match it (mismatched keys are
-listed). A model with nothing to train (``model=dense_clip``) needs no checkpoint.
+The model is rebuilt from the config stored in the checkpoint, plus any ``clip.``/``model.``/
+``module.`` overrides on the command line (experiment settings that differ are reported); weights
+that do not fit are listed by key. A model with nothing to train (``model=dense_clip``) needs no
+checkpoint.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mrovseg.config import CONF_DIR
 
@@ -40,6 +42,64 @@ def select_benchmarks(cfg: DictConfig) -> None:
         cfg.data.train_benchmark = None
 
 
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def _command_line_overrides() -> list[str]:
+    """The ``group.key=value`` overrides given on the command line for the build groups."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from mrovseg.checkpoint import BUILD_GROUPS
+
+    if not HydraConfig.initialized():
+        return []
+    out = []
+    for item in HydraConfig.get().overrides.task:
+        key = item.split("=", 1)[0].lstrip("+~")
+        if "." in key and key.split(".", 1)[0] in BUILD_GROUPS:
+            out.append(item.lstrip("+~"))
+    return out
+
+
+def checkpoint_build_config(cfg: DictConfig, ckpt_path: str) -> dict[str, Any]:
+    """The build config to evaluate a checkpoint with: the one stored in the checkpoint plus the
+    ``clip.``/``model.``/``criterion.``/``module.`` overrides given on the command line.
+
+    The experiment's config only supplies what the checkpoint does not store. Settings of the
+    experiment that differ from the checkpoint's are reported (the checkpoint's are used); a
+    different CLIP is an error.
+    """
+    from mrovseg.checkpoint import CONFIG_KEY, build_config_of, read_checkpoint
+
+    composed = build_config_of(cfg)
+    stored = read_checkpoint(ckpt_path).get(CONFIG_KEY)
+    if stored is None:
+        log.warning("%s stores no build config; using the composed experiment config.", ckpt_path)
+        return composed
+    merged = OmegaConf.merge(OmegaConf.create(stored), OmegaConf.from_dotlist(_command_line_overrides()))
+    result = OmegaConf.to_container(merged, resolve=False)
+    if composed["clip"].get("model_name") != result["clip"].get("model_name"):
+        raise ValueError(
+            f"The checkpoint {ckpt_path} was trained with CLIP {result['clip'].get('model_name')} but the config "
+            f"asks for {composed['clip'].get('model_name')}. Use the experiment it was trained with."
+        )
+    a, b = _flatten(composed["model"]), _flatten(result["model"])
+    diffs = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    if diffs:
+        log.warning(
+            "The experiment's model settings differ from the checkpoint's for %s; evaluating with the "
+            "checkpoint's (override on the command line to change them).",
+            ", ".join(f"model.{k} ({a.get(k)} vs {b.get(k)})" for k in diffs),
+        )
+    return result
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Runs the test loop over every configured benchmark and writes metrics.json."""
     from mrovseg.checkpoint import build_config_of, build_module, load_module
@@ -50,7 +110,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     select_benchmarks(cfg)
     out_dir = Path(cfg.paths.output_dir)
     if cfg.get("ckpt_path"):
-        module = load_module(cfg.ckpt_path, build_cfg=build_config_of(cfg))
+        module = load_module(cfg.ckpt_path, build_cfg=checkpoint_build_config(cfg, cfg.ckpt_path))
     else:
         module = build_module(build_config_of(cfg))
         if module.model.trainable_parameters():
