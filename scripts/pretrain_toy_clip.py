@@ -244,7 +244,7 @@ def write_readme(
     ckpt: Path,
 ) -> None:
     """Record how the checkpoint was made and what it scores."""
-    command = "python scripts/pretrain_toy_clip.py " + " ".join(sys.argv[1:])
+    command = " ".join(["python scripts/pretrain_toy_clip.py", *sys.argv[1:]])
     sets = ", ".join(f"{k} {lo:g}-{hi:g} px" for k, (lo, hi) in ZERO_SHOT_SETS.items())
     text = f"""# Toy CLIP: `{MODEL_NAME}`
 

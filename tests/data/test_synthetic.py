@@ -288,3 +288,27 @@ def test_hydra_config_instantiates_the_datamodule() -> None:
     assert (
         dm.eval_cfg.height == 96 and dm.train_cfg.width == 64 and len(dm.eval_benchmarks[0].class_names) == 31
     )
+
+
+def test_shipped_toy_clip_recognises_objects_of_this_world() -> None:
+    """The world and the checkpoint in assets/toy_clip must stay in step (it was pretrained on it)."""
+    import open_clip
+
+    from mrovseg.constants import ASSETS_DIR
+
+    folder = ASSETS_DIR / "toy_clip"
+    open_clip.add_model_config(folder / "toy-vit-p4-32.json")
+    model = open_clip.create_model("toy-vit-p4-32", pretrained=str(folder / "toy-vit-p4-32.pt")).eval()
+    tokenizer = open_clip.get_tokenizer("toy-vit-p4-32")
+    world, cfg = ToyWorld(), SceneConfig(32, 32, (1, 1), (14.0, 20.0), log_uniform=False)
+    labels = [1 + i % 30 for i in range(120)]
+    images = np.stack(
+        [render_scene(scene_rng(0, "clip-check", i), world, cfg, [k]).image for i, k in enumerate(labels)]
+    )
+    x = (torch.from_numpy(images).permute(0, 3, 1, 2) - 0.5) / 0.25
+    with torch.no_grad():
+        text = model.encode_text(
+            tokenizer([f"a photo of a {n}." for n in world.class_names[1:]]), normalize=True
+        )
+        pred = (model.encode_image(x, normalize=True) @ text.T).argmax(1) + 1
+    assert (pred == torch.tensor(labels)).float().mean() >= 0.9
