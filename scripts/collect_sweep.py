@@ -41,7 +41,9 @@ def to_markdown(rows: list[tuple[str, dict]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep_dir", type=Path, help="the multirun directory (hydra.sweep.dir)")
-    parser.add_argument("--benchmark", default=None, help="benchmark key in metrics.json (default: the first)")
+    parser.add_argument(
+        "--benchmark", default=None, help="benchmark key in metrics.json (default: the first)"
+    )
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         print(f"error: {args.sweep_dir} is not a directory", file=sys.stderr)
