@@ -74,6 +74,7 @@ def test_full_default_experiment(tmp_path: Path) -> None:
 
 
 # Lower bounds, a few points below what the dev box measured (BENCHMARKS.md, "Default experiment").
-MIN_MIOU = 0.0
-MIN_BASE = 0.0
-MIN_SMALL = 0.0
+# Measured 2026-11-21: mIoU 54.7, base 55.0, novel 53.4, small 25.3.
+MIN_MIOU = 45.0
+MIN_BASE = 45.0
+MIN_SMALL = 15.0
