@@ -354,5 +354,8 @@ class CLIPBackbone(nn.Module):
             summed = torch.zeros(len(class_names), feats_all.shape[-1], device=device).index_add_(
                 0, owner_t, feats_all
             )
-            self._text_cache[key] = F.normalize(summed, dim=-1).cpu()
-        return self._text_cache[key].to(device)
+            self._text_cache[key] = F.normalize(summed, dim=-1)
+        cached = self._text_cache[key]
+        if cached.device != device:  # the model moved: keep the cache where the model is
+            cached = self._text_cache[key] = cached.to(device)
+        return cached
