@@ -789,14 +789,19 @@ def format_row(row: Row) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _markdown(header: str, lines: Sequence[str]) -> str:
+    """A markdown table: the header, its rule line, then the rows."""
+    rule = "|" + "---|" * header.count(" | ") + "---|"
+    return "\n".join([header, rule, *lines])
+
+
 def markdown_table(rows: Sequence[Row]) -> str:
     """The forward table (markdown)."""
     header = (
         "| model | p | input | CLIP views | trunk passes | params total (M) | params w/o text tower (M) "
         "| trainable (M) | GFLOPs | GMACs | CLIP trunk GFLOPs | latency full (s) | latency trunk (s) | full / trunk |"
     )
-    rule = "|" + "---|" * header.count(" | ") + "---|"
-    return "\n".join([header, rule, *(format_row(r) for r in rows)])
+    return _markdown(header, [format_row(r) for r in rows])
 
 
 def _digits(value: float | None) -> str:
@@ -832,8 +837,7 @@ def throughput_table(rows: Sequence[ThroughputRow]) -> str:
         "| model | mode | image (W×H) | window | windows | batch | precision | params total / w/o text (M) "
         "| GFLOPs / image | latency (s) | images/s | peak mem (MiB) | Δ mem (MiB) |"
     )
-    rule = "|" + "---|" * header.count(" | ") + "---|"
-    return "\n".join([header, rule, *(format_throughput(r) for r in rows)])
+    return _markdown(header, [format_throughput(r) for r in rows])
 
 
 def _cpu_name() -> str:
