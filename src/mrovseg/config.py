@@ -6,10 +6,11 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from mrovseg.constants import ASSETS_DIR, REPO_ROOT
+from mrovseg.constants import ASSETS_DIR
 
-#: The Hydra config folder (``conf/`` at the repository root; the package is installed editable).
-CONF_DIR: Path = REPO_ROOT / "conf"
+#: The Hydra config folder, shipped inside the package (``mrovseg/conf``), so an installed wheel
+#: finds it from any working directory.
+CONF_DIR: Path = Path(__file__).resolve().parent / "conf"
 
 
 def asset_path(relative: str) -> str:

@@ -10,5 +10,5 @@ IGNORE_INDEX: int = -1
 #: Folder of files shipped inside the package (the toy CLIP checkpoint and its config).
 ASSETS_DIR: Path = Path(__file__).resolve().parent / "assets"
 
-#: Repository root (where `conf/` lives for an editable install).
+#: Repository root of a clone (scripts/, tests/); meaningless for a wheel install.
 REPO_ROOT: Path = Path(__file__).resolve().parents[2]

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from mrovseg.constants import IGNORE_INDEX, REPO_ROOT
+from mrovseg.config import CONF_DIR
+from mrovseg.constants import IGNORE_INDEX
 from mrovseg.data.synthetic import (
     COLOURS,
     SHAPES,
@@ -282,7 +283,7 @@ def test_hydra_config_instantiates_the_datamodule() -> None:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.load(REPO_ROOT / "conf" / "data" / "toy.yaml")
+    cfg = OmegaConf.load(CONF_DIR / "data" / "toy.yaml")
     dm = instantiate(cfg)
     assert isinstance(dm, ToyDataModule)
     assert (
