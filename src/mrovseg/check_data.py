@@ -44,15 +44,23 @@ def check_before_training(cfg: DictConfig, datamodule: Any) -> None:
 
 
 def run_check(cfg: DictConfig) -> int:
-    """Checks the configured dataset, prints the report, writes previews; returns the error count."""
+    """Checks the configured dataset, prints the report, writes previews; returns the error count.
+
+    Reads the ``data`` config without instantiating the datamodule (no torch/Lightning import).
+    """
     from pathlib import Path
 
+    from mrovseg.data.check import check_dataset
     from mrovseg.data.preview import write_previews
 
-    datamodule = hydra.utils.instantiate(cfg.data)
-    if not hasattr(datamodule, "check"):
-        raise ValueError(f"check_data checks data=custom datasets; data={cfg.data._target_} has no check")
-    report = datamodule.check(list(cfg.splits), full=bool(cfg.full))
+    data = cfg.data
+    if not str(data.get("_target_", "")).endswith("CustomDataModule"):
+        raise ValueError(f"check_data checks data=custom datasets, not {data.get('_target_')}")
+    splits = list(cfg.splits) if cfg.get("splits") else [data.train_split, data.eval_split]
+    batch = int(data.batch_size) if data.drop_last else None
+    report = check_dataset(
+        data.root, splits, full=bool(cfg.full), batch_size=batch, train_split=data.train_split
+    )
     print(report.text())
     if cfg.preview:
         pairs = [(s, stem, i, lab) for s, files in report.splits.items() for stem, i, lab in files.pairs]

@@ -259,7 +259,11 @@ def _check_values(report: CheckReport, split: str, files: SplitFiles) -> None:
 
 
 def check_dataset(
-    root: str | Path, splits: Sequence[str] = ("train", "val"), full: bool = True
+    root: str | Path,
+    splits: Sequence[str] = ("train", "val"),
+    full: bool = True,
+    batch_size: int | None = None,
+    train_split: str = "train",
 ) -> CheckReport:
     """Checks a custom dataset (fast part, plus the label values when ``full``).
 
@@ -267,6 +271,9 @@ def check_dataset(
         root: The dataset folder.
         splits: Splits to check (``train`` and/or ``val``).
         full: Also decode every label map (values, pixel shares, classes that never occur).
+        batch_size: Training batch size when incomplete batches are dropped: a training split with
+            fewer pairs would run no step.
+        train_split: Which of ``splits`` is the training split.
 
     Returns:
         The report; :meth:`CheckReport.raise_if_errors` turns its errors into an exception.
@@ -286,4 +293,11 @@ def check_dataset(
         _check_headers(report, split, files)
         if full:
             _check_values(report, split, files)
+        if split == train_split and batch_size and files.pairs and len(files.pairs) < batch_size:
+            report.add(
+                "error",
+                "too-few-train-images",
+                f"{split} has {len(files.pairs)} image(s), fewer than data.batch_size={batch_size}: "
+                "with drop_last no training step would run; lower data.batch_size or add images",
+            )
     return report

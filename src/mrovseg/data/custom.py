@@ -176,17 +176,9 @@ class CustomDataModule(L.LightningDataModule):
         return [BenchmarkInfo(self.name, self.layout.class_names, self.layout.seen_classes)]
 
     def check(self, splits: Sequence[str], full: bool = False) -> CheckReport:
-        """The dataset check of ``splits`` (fast part unless ``full``), plus the datamodule's own rules."""
-        report = check_dataset(self.root, splits, full=full)
-        train = report.splits.get(self.train_split)
-        if train is not None and train.pairs and self.drop_last and len(train.pairs) < self.batch_size:
-            report.add(
-                "error",
-                "too-few-train-images",
-                f"{self.train_split} has {len(train.pairs)} image(s), fewer than data.batch_size={self.batch_size}: "
-                "with drop_last no training step would run; lower data.batch_size or add images",
-            )
-        return report
+        """The dataset check of ``splits`` (fast part unless ``full``) with this module's batch size."""
+        batch = self.batch_size if self.drop_last else None
+        return check_dataset(self.root, splits, full=full, batch_size=batch, train_split=self.train_split)
 
     def preflight(self, splits: Sequence[str]) -> None:
         """Runs the fast check once per split and raises :class:`DatasetCheckError` on errors."""
