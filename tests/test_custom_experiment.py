@@ -75,3 +75,32 @@ def test_training_stops_before_any_work_on_a_broken_dataset(tmp_path: Path) -> N
     assert "[image-without-label]" in text and "val_0.png" in text
     assert "[label-without-image]" in text and "renamed.png" in text
     assert not (run / "checkpoints").exists()
+
+
+def test_vitb16_experiment_composes_with_custom_data(tmp_path: Path) -> None:
+    from mrovseg.check_data import check_before_training
+
+    label = np.zeros((8, 8), np.uint8)
+    data = make_custom(tmp_path / "ds", ["a", "b"], {"train": [label] * 16, "val": [label]})
+    with composed(
+        "train", tmp_path / "run", ["experiment=vitb16", "data=custom", f"data.root={data}"], base=[]
+    ) as cfg:
+        datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+        assert datamodule.train_transform.crop_size == (640, 640) and datamodule.batch_size == 16
+        assert datamodule.eval_transform.short_side == 640
+        assert cfg.optimized_metric == "val/ade150/mIoU"
+        check_before_training(cfg, datamodule)
+        assert cfg.optimized_metric == "val/custom/mIoU"
+        assert cfg.callbacks.model_checkpoint.monitor == "val/custom/mIoU"
+
+
+def test_console_script_is_declared() -> None:
+    import importlib
+
+    from mrovseg.constants import REPO_ROOT
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    module, func = scripts["mrovseg-check-data"].split(":")
+    assert callable(getattr(importlib.import_module(module), func))

@@ -156,3 +156,16 @@ def test_console_script_accepts_dash_dash_preview(monkeypatch: pytest.MonkeyPatc
     )
     check_main()
     assert seen == [["data.root=x", "preview=4", "preview=2"]]
+
+
+def test_preview_overlay_marks_classes_ignore_and_bad_values() -> None:
+    from mrovseg.data.preview import class_colours, overlay
+
+    image = np.full((1, 4, 3), 100, np.uint8)
+    raw = np.array([[0, 2, 255, 9]], np.uint8)
+    out = overlay(image, raw, num_classes=3, ignore=255, alpha=0.5).astype(int)
+    colours = class_colours(3).astype(int)
+    np.testing.assert_allclose(out[0, 0], (100 + colours[0]) / 2, atol=0.6)
+    np.testing.assert_allclose(out[0, 1], (100 + colours[2]) / 2, atol=0.6)
+    assert out[0, 2].tolist() == [30, 30, 30]  # ignore: darkened
+    assert out[0, 3].tolist() == [255, 255, 255]  # not a class: white
