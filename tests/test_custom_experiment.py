@@ -59,6 +59,16 @@ def test_toy_world_dataset_trains_and_evaluates_then_scores_new_names(tmp_path: 
     assert list(results["custom"]["per_class_iou"]) == names
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["custom"]["num_images"] == 1
 
+    # evaluation runs the same fast check before the first image
+    (other / "labels" / "val" / "val_0.png").unlink()
+    with (
+        composed(
+            "eval", tmp_path / "eval2", [CLIP, f"ckpt_path={ckpt}", *CUSTOM, f"data.root={other}"], base=BASE
+        ) as cfg,
+        pytest.raises(DatasetCheckError, match=r"(?s)\[empty-split\].*\[image-without-label\].*val_0\.png"),
+    ):
+        evaluate(cfg)
+
 
 def test_training_stops_before_any_work_on_a_broken_dataset(tmp_path: Path) -> None:
     label = np.zeros((8, 8), np.uint8)
