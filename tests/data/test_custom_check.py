@@ -3,6 +3,8 @@ reaches the loss (the datamodule refuses to start, the dataset refuses the sampl
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +171,12 @@ def test_preview_overlay_marks_classes_ignore_and_bad_values() -> None:
     np.testing.assert_allclose(out[0, 1], (100 + colours[2]) / 2, atol=0.6)
     assert out[0, 2].tolist() == [30, 30, 30]  # ignore: darkened
     assert out[0, 3].tolist() == [255, 255, 255]  # not a class: white
+
+
+def test_the_checker_imports_neither_torch_nor_lightning() -> None:
+    code = (
+        "import sys, mrovseg.check_data, mrovseg.data.check, mrovseg.data.preview; "
+        "print(sorted({'torch', 'lightning'} & set(sys.modules)))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
