@@ -240,3 +240,13 @@ def test_toy_world_sample_dataset(tmp_path: Path) -> None:
     val = _loaded(tmp_path, "val")["toy_val_00000"]
     assert val.shape == (64, 80) and set(np.unique(val)) <= set(range(31))
     assert check_dataset(tmp_path).errors == []
+
+
+def test_cli_reports_what_it_wrote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    images, masks, _ = _colour_masks(tmp_path)
+    table = tmp_path / "colours.yaml"
+    table.write_text("road: [128, 64, 128]\ncar: [0, 0, 142]\n__ignore__: [0, 0, 0]\n")
+    args = ["colour", "--out", str(tmp_path / "ds"), "--split", "val", "--images", str(images)]
+    assert prepare_main([*args, "--masks", str(masks), "--table", str(table)]) == 0
+    out = capsys.readouterr().out
+    assert "val: 1 images, 1 labels, 2 classes" in out and str(tmp_path / "ds" / "labels" / "val") in out
