@@ -22,11 +22,13 @@ log = logging.getLogger(__name__)
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
     """Instantiates the datamodule and the LightningModule (CLIP → model → loss → module)."""
+    from mrovseg.check_data import check_before_training
     from mrovseg.checkpoint import build_config_of, build_module
 
     # plain lists, not ListConfig, in the datamodule's hparams: checkpoints must load with
     # torch.load(weights_only=True), which Lightning uses to resume (ckpt_path=last)
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    check_before_training(cfg, datamodule)  # data=custom: the dataset check's fast part, before any work
     module = build_module(build_config_of(cfg))
     return datamodule, module
 
