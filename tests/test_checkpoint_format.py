@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from mrovseg.checkpoint import apply_overrides, build_config_of, flatten_keys
+from mrovseg.checkpoint import (
+    apply_overrides,
+    build_config_of,
+    build_module,
+    flatten_keys,
+    upgrade_build_config,
+)
 from mrovseg.data.prepare.common import parallel_map
 from tests.helpers import composed
 
@@ -55,3 +61,15 @@ def test_parallel_map_keeps_order_in_processes_and_inline() -> None:
     jobs = list(range(-10, 10))
     assert parallel_map(abs, jobs, workers=2) == parallel_map(abs, jobs, workers=1) == [abs(j) for j in jobs]
     assert np.array_equal(parallel_map(abs, [], workers=2), [])
+
+
+def test_build_config_of_an_older_checkpoint_is_upgraded_to_partial_optimizer_configs(tmp_path: Path) -> None:
+    with composed("train", tmp_path) as cfg:
+        today = build_config_of(cfg)
+    old = OmegaConf.to_container(OmegaConf.create(today))
+    old["module"].pop("optimizer"), old["module"].pop("scheduler")
+    old["module"].update(lr=1e-3, weight_decay=1e-4, poly_power=0.9, num_log_images=4, prediction_dir=None)
+    upgraded = upgrade_build_config(old)
+    assert upgraded == today  # the toy experiment's lr 1e-3
+    assert upgrade_build_config(today) == today
+    assert build_module(upgraded).make_optimizer.keywords == {"lr": 1e-3, "weight_decay": 1e-4}

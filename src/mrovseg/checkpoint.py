@@ -77,6 +77,24 @@ def stored_short_side(path: str | Path, default: int | None = DEFAULT_EVAL_SHORT
     return inference.get("short_side", default) if "short_side" in inference else default
 
 
+def upgrade_build_config(build_cfg: dict[str, Any]) -> dict[str, Any]:
+    """A build config of a checkpoint written before the optimizer and schedule became ``_partial_``
+    configs (``module.lr``, ``weight_decay``, ``betas``, ``poly_power``, ``num_log_images``,
+    ``prediction_dir``) in today's form; newer configs come back unchanged (a copy)."""
+    cfg = OmegaConf.to_container(OmegaConf.create(build_cfg), resolve=False)
+    module = cfg.get("module") or {}
+    if "optimizer" in module or not ({"lr", "weight_decay", "poly_power"} & set(module)):
+        return cfg
+    optimizer = {"_target_": "torch.optim.AdamW", "_partial_": True}
+    optimizer.update({k: module.pop(k) for k in ("lr", "weight_decay", "betas") if k in module})
+    scheduler = {"_target_": "mrovseg.optim.ClosedFormPolynomialLR", "_partial_": True}
+    scheduler["power"] = module.pop("poly_power", 0.9)
+    for key in ("num_log_images", "prediction_dir"):  # now callbacks' settings
+        module.pop(key, None)
+    module.update(optimizer=optimizer, scheduler=scheduler)
+    return cfg
+
+
 def build_module(build_cfg: DictConfig | dict[str, Any]) -> Any:
     """Instantiates CLIP → model → criterion → LightningModule from a build config."""
     cfg = OmegaConf.create(build_cfg) if not isinstance(build_cfg, DictConfig) else build_cfg
@@ -136,7 +154,7 @@ def build_config_with_overrides(cfg: DictConfig, ckpt_path: str | Path, override
     if stored is None:
         log.warning("%s stores no build config; using the composed experiment config.", ckpt_path)
         return composed
-    result = apply_overrides(stored, overrides)
+    result = apply_overrides(upgrade_build_config(stored), overrides)
     if composed["clip"].get("model_name") != result["clip"].get("model_name"):
         raise ValueError(
             f"The checkpoint {ckpt_path} was trained with CLIP {result['clip'].get('model_name')} but the config "
@@ -260,7 +278,7 @@ def load_module(
     cfg = build_cfg if build_cfg is not None else ckpt.get(CONFIG_KEY)
     if cfg is None:
         raise ValueError(f"{path} stores no model config; pass the experiment it was trained with.")
-    cfg = OmegaConf.create(OmegaConf.to_container(OmegaConf.create(cfg), resolve=False))
+    cfg = OmegaConf.create(upgrade_build_config(cfg))
     if clip_overrides:
         cfg.clip = OmegaConf.merge(cfg.clip, clip_overrides)
     module = build_module(cfg)
