@@ -33,23 +33,9 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
     return datamodule, module
 
 
-def make_trainer(cfg: DictConfig) -> L.Trainer:
-    from mrovseg.utils import instantiate_group, log_config
-
-    callbacks = instantiate_group(cfg.get("callbacks"))
-    if not cfg.trainer.get("enable_progress_bar", True):  # e.g. logs to a file: no bar at all
-        from lightning.pytorch.callbacks import ProgressBar
-
-        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    loggers = instantiate_group(cfg.get("logger"))
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    log_config(cfg, loggers)
-    return trainer
-
-
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Runs training (and the final evaluation) for a composed config; returns the results."""
-    from mrovseg.utils import write_metrics
+    from mrovseg.utils import make_trainer, write_metrics
 
     L.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg)
