@@ -10,15 +10,21 @@ Attention masks (Eq. 6-7), one per CLIP head::
 Multi-grained masked attention (Eq. 8, Algorithm 1): ``N`` proposal tokens start as CLIP's [CLS]
 of layer ``L − n`` of the global view plus a learnable positional embedding (zero-initialised),
 and run through the last ``n`` *frozen* CLIP blocks. In each block, the proposals are the only
-queries; the keys/values are CLIP's own, computed in the single trunk pass and passed in here:
-``[global [CLS] ; global patch tokens ; slice patch tokens]``, with the additive bias
-``[0 ; M_global ; M_local]``. The proposals then go through ``ln_post`` and ``proj``; their
-cosine similarity with the text embeddings and a learnable void embedding, times CLIP's logit
-scale, are the class logits ``(B, N, K+1)``.
+queries; the keys/values are CLIP's own, computed in the single trunk pass and passed in here.
+As in Algorithm 1 (``M = cat([M_global, M_local])`` over the patch tokens) and SAN, the keys are
+the *patch* tokens only, ``[global patch tokens ; slice patch tokens]`` with the additive bias
+``[M_global ; M_local]``: the global [CLS] key is blocked, so a learned mask can shut out all
+whole-image context. ``cls_key=True`` is the earlier variant that also keeps the global [CLS] key
+with bias 0: keys ``[global [CLS] ; global patches ; slice patches]``, bias ``[0 ; M_global ;
+M_local]``. The proposals then go through ``ln_post`` and ``proj``; their cosine similarity with
+the text embeddings and a learnable void embedding, times CLIP's logit scale, are the class
+logits ``(B, N, K+1)``.
 
-With a zero bias and ``p = 0`` a proposal is exactly CLIP's [CLS] path, so the output equals
-CLIP's own image embedding (tested). ``decoupled=False`` is the single-mask variant: one MLP on
-the high-res grid; the global mask is its max-pool to the global grid.
+With a zero bias on the global view (slices blocked), a proposal is exactly CLIP's [CLS] path
+with the [CLS] → [CLS] attention removed (with ``cls_key=True``: exactly CLIP's [CLS] path, so
+the output equals CLIP's own image embedding); both are tested. ``decoupled=False`` is the
+single-mask variant: one MLP on the high-res grid; the global mask is its max-pool to the
+global grid.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ class MultiGrainedClassifier(nn.Module):
         embed_dim: CLIP joint embedding width.
         num_queries: number of proposals N.
         decoupled: decoupled local/global masks (True) or a single mask (False).
+        cls_key: also attend to the global view's [CLS] key with bias 0 (the earlier variant);
+            False (default, Algorithm 1): patch tokens only.
     """
 
     def __init__(
@@ -55,10 +63,12 @@ class MultiGrainedClassifier(nn.Module):
         embed_dim: int,
         num_queries: int,
         decoupled: bool = True,
+        cls_key: bool = False,
     ) -> None:
         super().__init__()
         self.heads = clip_heads
         self.decoupled = decoupled
+        self.cls_key = cls_key
         self.local_mlp = MLP(dim, dim, clip_heads * mask_dim, num_layers=3)  # MLP^L
         self.global_mlp = MLP(dim, dim, clip_heads * mask_dim, num_layers=3) if decoupled else None  # MLP^G
         self.query_pos = nn.Parameter(torch.zeros(num_queries, clip_width))
@@ -84,7 +94,10 @@ class MultiGrainedClassifier(nn.Module):
         global_grid: tuple[int, int],
         layout: SliceLayout | None,
     ) -> torch.Tensor:
-        """Eq. 7: bias ``(B, heads, N, 1 + gh*gw + S*g)`` over ``[global CLS; global; slices]``."""
+        """Eq. 7: bias ``(B, heads, N, gh*gw + S*g)`` over ``[global; slices]``.
+
+        With ``cls_key`` a zero column for the global [CLS] key comes first: ``(..., 1 + gh*gw + S*g)``.
+        """
         a_local, a_global = features
         m_local = torch.einsum("bqc,blnc->bnql", query_features, a_local)  # (B, heads, N, Gh*Gw)
         if self.decoupled:
@@ -94,8 +107,7 @@ class MultiGrainedClassifier(nn.Module):
             m_global = rearrange(
                 F.adaptive_max_pool2d(m_grid, global_grid), "(b n) q h w -> b n q (h w)", n=self.heads
             )
-        cls_bias = m_global.new_zeros(*m_global.shape[:-1], 1)
-        parts = [cls_bias, m_global]
+        parts = [m_global.new_zeros(*m_global.shape[:-1], 1), m_global] if self.cls_key else [m_global]
         if layout is not None:
             parts.append(
                 Slicer.gather(rearrange(m_local, "b n q (h w) -> b n q h w", h=grid[0], w=grid[1]), layout)
@@ -116,7 +128,7 @@ class MultiGrainedClassifier(nn.Module):
             backbone: the frozen CLIP (its last ``len(kv)`` blocks classify).
             cls_token: ``(B, D)`` [CLS] of the global view at the tap layer.
             kv: per classification block, keys and values ``(B, heads, T, head_dim)`` of
-                ``[global CLS; global patches; slice patches]``.
+                ``[global patches; slice patches]`` (with ``cls_key``: ``[global CLS; ...]`` first).
             bias: ``(B, heads, N, T)`` additive attention bias.
             text_embeddings: ``(K, E)`` L2-normalised class embeddings.
 

@@ -149,6 +149,8 @@ class MROVSeg(nn.Module):
 
         kv = []
         for (gk, gv), sk_sv in zip(glob.kv, sl.kv if sl is not None else [None] * len(glob.kv)):
+            if not self.classifier.cls_key:  # Algorithm 1: patch tokens only, the [CLS] key is blocked
+                gk, gv = gk[:, :, 1:], gv[:, :, 1:]
             if sk_sv is None:
                 kv.append((gk, gv))
                 continue
