@@ -52,6 +52,8 @@ class MultiGrainedClassifier(nn.Module):
         decoupled: decoupled local/global masks (True) or a single mask (False).
         cls_key: also attend to the global view's [CLS] key with bias 0 (the earlier variant);
             False (default, Algorithm 1): patch tokens only.
+        slices: the model has slices (p > 0). Without them and with decoupled masks, only the
+            global mask exists (MLP^G) and MLP^L is not kept.
     """
 
     def __init__(
@@ -64,22 +66,34 @@ class MultiGrainedClassifier(nn.Module):
         num_queries: int,
         decoupled: bool = True,
         cls_key: bool = False,
+        slices: bool = True,
     ) -> None:
         super().__init__()
         self.heads = clip_heads
         self.decoupled = decoupled
         self.cls_key = cls_key
-        self.local_mlp = MLP(dim, dim, clip_heads * mask_dim, num_layers=3)  # MLP^L
+        self.local_mlp: MLP | None = MLP(dim, dim, clip_heads * mask_dim, num_layers=3)  # MLP^L
         self.global_mlp = MLP(dim, dim, clip_heads * mask_dim, num_layers=3) if decoupled else None  # MLP^G
+        if decoupled and not slices:
+            # p = 0: no slice keys, so M_local would never reach the loss (and DDP would stop on a
+            # parameter without gradient). MLP^L is still drawn first, so the other parameters get
+            # the same initial values whatever p for the same seed.
+            self.local_mlp = None
         self.query_pos = nn.Parameter(torch.zeros(num_queries, clip_width))
         self.void_embed = nn.Parameter(torch.randn(embed_dim) * embed_dim**-0.5)
 
     def attention_features(
         self, visual: torch.Tensor, global_grid: tuple[int, int]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Eq. 6: ``A_local`` ``(B, Gh*Gw, heads, C)`` and ``A_global`` ``(B, gh*gw, heads, C)``."""
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Eq. 6: ``A_local`` ``(B, Gh*Gw, heads, C)`` and ``A_global`` ``(B, gh*gw, heads, C)``.
+
+        ``A_local`` is None when there is no MLP^L (decoupled masks, no slices); with a single mask
+        both are the high-res features.
+        """
         tokens = rearrange(visual, "b d h w -> b h w d")
-        a_local = rearrange(self.local_mlp(tokens), "b h w (n c) -> b (h w) n c", n=self.heads)
+        a_local = None
+        if self.local_mlp is not None:
+            a_local = rearrange(self.local_mlp(tokens), "b h w (n c) -> b (h w) n c", n=self.heads)
         if not self.decoupled:
             return a_local, a_local
         pooled = rearrange(F.adaptive_max_pool2d(visual, global_grid), "b d h w -> b h w d")
@@ -89,7 +103,7 @@ class MultiGrainedClassifier(nn.Module):
     def attention_bias(
         self,
         query_features: torch.Tensor,
-        features: tuple[torch.Tensor, torch.Tensor],
+        features: tuple[torch.Tensor | None, torch.Tensor],
         grid: tuple[int, int],
         global_grid: tuple[int, int],
         layout: SliceLayout | None,
@@ -99,7 +113,9 @@ class MultiGrainedClassifier(nn.Module):
         With ``cls_key`` a zero column for the global [CLS] key comes first: ``(..., 1 + gh*gw + S*g)``.
         """
         a_local, a_global = features
-        m_local = torch.einsum("bqc,blnc->bnql", query_features, a_local)  # (B, heads, N, Gh*Gw)
+        m_local = None
+        if a_local is not None and (layout is not None or not self.decoupled):
+            m_local = torch.einsum("bqc,blnc->bnql", query_features, a_local)  # (B, heads, N, Gh*Gw)
         if self.decoupled:
             m_global = torch.einsum("bqc,blnc->bnql", query_features, a_global)
         else:  # single mask: the global mask is the high-res mask max-pooled to the global grid

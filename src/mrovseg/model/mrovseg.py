@@ -96,6 +96,7 @@ class MROVSeg(nn.Module):
             clip_heads=backbone.heads,
             embed_dim=backbone.embed_dim,
             num_queries=self.adapter.num_queries,
+            slices=slice_ratio > 0,
             **dict(classifier or {}),
         )
 
