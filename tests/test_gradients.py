@@ -49,6 +49,7 @@ EXTRA = [
     ("extra", ("model.slice_ratio=0.5", "model.classifier.decoupled=false")),
     ("extra", ("model.slice_ratio=0.0", "model.deep_supervision=false")),
     ("extra", ("+components=baseline", "model.deep_supervision=false")),
+    ("extra", ("model.classifier.multi_grained=false", "model.classifier.decoupled=true")),
 ]
 
 #: The earlier keys (global [CLS] too) add no parameter; they are walked on the rows that change the classifier.

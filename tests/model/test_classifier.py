@@ -40,9 +40,9 @@ def _classifier(
     )
 
 
-def _cls_path_without_cls_key(backbone: CLIPBackbone, views: torch.Tensor, kv_from: int) -> torch.Tensor:
+def _cls_path_without_cls_key(backbone: CLIPBackbone, views: torch.Tensor, cls_layer: int) -> torch.Tensor:
     """open_clip's own [CLS] path of normalised native-size views, with the [CLS] → [CLS] attention
-    masked out in blocks ``kv_from ..`` (patch rows unchanged): L2-normalised ``(N, E)``."""
+    masked out in blocks ``cls_layer ..`` (patch rows unchanged): L2-normalised ``(N, E)``."""
     visual = backbone.visual
     x = rearrange(visual.conv1(views), "n d h w -> n (h w) d")
     cls = visual.class_embedding.expand(x.shape[0], 1, -1)
@@ -50,7 +50,7 @@ def _cls_path_without_cls_key(backbone: CLIPBackbone, views: torch.Tensor, kv_fr
     mask = torch.zeros(x.shape[1], x.shape[1])
     mask[0, 0] = float("-inf")
     for i, block in enumerate(visual.transformer.resblocks):
-        x = block(x, attn_mask=mask if i >= kv_from else None)
+        x = block(x, attn_mask=mask if i >= cls_layer else None)
     return F.normalize(backbone.head(x[:, 0]), dim=-1)
 
 
@@ -69,16 +69,16 @@ def test_zero_bias_on_patch_keys_is_clip_cls_path_without_cls_key(
 ) -> None:
     """Algorithm 1 keys (the default): keys = the global patch tokens only."""
     views = toy_backbone.normalize(_images(2, 32, seed=0))
-    kv_from = toy_backbone.depth - num_cls_blocks
-    feats = toy_backbone.forward_views(views, tap_layers=[kv_from], kv_from=kv_from)
+    cls_layer = toy_backbone.depth - num_cls_blocks
+    feats = toy_backbone.forward_views(views, tap_layers=[cls_layer], cls_layer=cls_layer)
     classifier = _classifier(toy_backbone)
     assert not classifier.cls_key
     patch_kv = [(k[:, :, 1:], v[:, :, 1:]) for k, v in feats.kv]
     bias = torch.zeros(2, toy_backbone.heads, QUERIES, 64)
     text = torch.eye(toy_backbone.embed_dim)
     with torch.no_grad():
-        logits = classifier(toy_backbone, feats.layers[kv_from][:, 0], patch_kv, bias, text)
-        expected = _cls_path_without_cls_key(toy_backbone, views, kv_from)
+        logits = classifier(toy_backbone, feats.layers[cls_layer][:, 0], patch_kv, bias, text)
+        expected = _cls_path_without_cls_key(toy_backbone, views, cls_layer)
         with_cls = F.normalize(toy_backbone.clip.encode_image(views), dim=-1)
     for q in range(QUERIES):
         torch.testing.assert_close(_embeddings(toy_backbone, logits)[:, q], expected, atol=1e-5, rtol=0)
@@ -90,14 +90,14 @@ def test_zero_bias_at_p0_with_cls_key_equals_open_clip_image_embedding(
     toy_backbone: CLIPBackbone, num_cls_blocks: int
 ) -> None:
     views = toy_backbone.normalize(_images(2, 32, seed=0))
-    kv_from = toy_backbone.depth - num_cls_blocks
-    feats = toy_backbone.forward_views(views, tap_layers=[kv_from], kv_from=kv_from)
+    cls_layer = toy_backbone.depth - num_cls_blocks
+    feats = toy_backbone.forward_views(views, tap_layers=[cls_layer], cls_layer=cls_layer)
     classifier = _classifier(toy_backbone, cls_key=True)
     assert torch.equal(classifier.query_pos, torch.zeros_like(classifier.query_pos))
     bias = torch.zeros(2, toy_backbone.heads, QUERIES, 1 + 64)
     text = torch.eye(toy_backbone.embed_dim)
     with torch.no_grad():
-        logits = classifier(toy_backbone, feats.layers[kv_from][:, 0], feats.kv, bias, text)
+        logits = classifier(toy_backbone, feats.layers[cls_layer][:, 0], feats.kv, bias, text)
         expected = F.normalize(toy_backbone.clip.encode_image(views), dim=-1)
     assert logits.shape == (2, QUERIES, toy_backbone.embed_dim + 1)
     for q in range(QUERIES):
@@ -106,7 +106,7 @@ def test_zero_bias_at_p0_with_cls_key_equals_open_clip_image_embedding(
 
 def test_void_column_is_cosine_with_void_embedding(toy_backbone: CLIPBackbone) -> None:
     views = toy_backbone.normalize(_images(1, 32, seed=1))
-    feats = toy_backbone.forward_views(views, tap_layers=[2], kv_from=2)
+    feats = toy_backbone.forward_views(views, tap_layers=[2], cls_layer=2)
     classifier = _classifier(toy_backbone)
     text = torch.eye(toy_backbone.embed_dim)
     with torch.no_grad():
@@ -157,7 +157,7 @@ def test_global_only_bias_at_p05_equals_open_clip_on_the_global_view(
         if cls_key:
             expected = F.normalize(backbone.clip.encode_image(view), dim=-1)
         else:
-            expected = _cls_path_without_cls_key(backbone, view, kv_from=1)
+            expected = _cls_path_without_cls_key(backbone, view, cls_layer=1)
     for q in range(out["pred_logits"].shape[1]):
         torch.testing.assert_close(
             _embeddings(backbone, out["pred_logits"])[:, q], expected, atol=1e-5, rtol=0
@@ -177,8 +177,8 @@ def test_model_passes_clip_own_kv_of_global_view_and_slices(make_model, monkeypa
         model(images, torch.eye(backbone.embed_dim))
         x = backbone.normalize(images)
         layout = model.slicer.layout(64, 64)
-        glob = backbone.forward_views(model.slicer.global_view(x), [1], kv_from=1)
-        slices = backbone.forward_views(model.slicer.slices(x, layout), [1], kv_from=1)
+        glob = backbone.forward_views(model.slicer.global_view(x), [1], cls_layer=1)
+        slices = backbone.forward_views(model.slicer.slices(x, layout), [1], cls_layer=1)
     call = capture.calls[0]
     torch.testing.assert_close(call["cls_token"], glob.layers[1][:, 0], atol=1e-6, rtol=0)
     assert len(call["kv"]) == 2
@@ -253,8 +253,8 @@ def test_logits_ignore_the_global_cls_key_unless_cls_key(make_model, monkeypatch
     text = torch.eye(backbone.embed_dim)
     forward_views = backbone.forward_views
 
-    def cls_kv_perturbed(views, tap_layers, kv_from):
-        feats = forward_views(views, tap_layers, kv_from)
+    def cls_kv_perturbed(views, tap_layers, cls_layer):
+        feats = forward_views(views, tap_layers, cls_layer)
         g = torch.Generator().manual_seed(1)
         for k, v in feats.kv:
             k[:, :, 0] += torch.randn(k[:, :, 0].shape, generator=g)
@@ -311,3 +311,37 @@ def test_attention_bias_without_slices(toy_backbone: CLIPBackbone, cls_key: bool
         feats = classifier.attention_features(visual, (8, 8))
         bias = classifier.attention_bias(torch.randn(1, QUERIES, MASK_DIM), feats, (8, 8), (8, 8), None)
     assert bias.shape == (1, toy_backbone.heads, QUERIES, int(cls_key) + 64)
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_single_resolution_attention_uses_the_global_view_only(
+    make_model, monkeypatch, decoupled: bool
+) -> None:
+    """``multi_grained=False`` (Table 2 rows without multi-grained masked attention, as SAN): at p = 0.5
+    the keys are the global view's 64 patch tokens, and the logits do not depend on the slices' K/V."""
+    model = make_model(
+        slice_ratio=0.5, num_cls_blocks=2, classifier={"multi_grained": False, "decoupled": decoupled}
+    ).eval()
+    assert model.classifier.local_mlp is None if decoupled else model.classifier.global_mlp is None
+    backbone = model.backbone
+    capture = _Capture(model.classifier)
+    monkeypatch.setattr(model.classifier, "forward", capture)
+    images = _images(2, 64, seed=6)
+    text = torch.eye(backbone.embed_dim)
+    forward_views = backbone.forward_views
+
+    def slice_kv_perturbed(views, tap_layers, cls_layer):
+        feats = forward_views(views, tap_layers, cls_layer)
+        g = torch.Generator().manual_seed(2)
+        for k, v in feats.kv:
+            k[2:] += torch.randn(k[2:].shape, generator=g)  # views 2.. are the slices of the 2 images
+            v[2:] += torch.randn(v[2:].shape, generator=g)
+        return feats
+
+    with torch.no_grad():
+        base = model(images, text)["pred_logits"]
+        call = capture.calls[0]
+        assert call["bias"].shape[-1] == 64 and all(k.shape[2] == 64 for k, _ in call["kv"])
+        monkeypatch.setattr(backbone, "forward_views", slice_kv_perturbed)
+        after = model(images, text)["pred_logits"]
+    assert torch.equal(after, base)

@@ -24,7 +24,9 @@ With a zero bias on the global view (slices blocked), a proposal is exactly CLIP
 with the [CLS] → [CLS] attention removed (with ``cls_key=True``: exactly CLIP's [CLS] path, so
 the output equals CLIP's own image embedding); both are tested. ``decoupled=False`` is the
 single-mask variant: one MLP on the high-res grid; the global mask is its max-pool to the
-global grid.
+global grid. ``multi_grained=False`` is single-resolution masked attention (SAN, MaskCLIP):
+the keys are the global view's patch tokens only, for the Table 2 rows without multi-grained
+masked attention. The blocks themselves run in ``CLIPBackbone.classify``.
 """
 
 from __future__ import annotations
@@ -52,8 +54,12 @@ class MultiGrainedClassifier(nn.Module):
         decoupled: decoupled local/global masks (True) or a single mask (False).
         cls_key: also attend to the global view's [CLS] key with bias 0 (the earlier variant);
             False (default, Algorithm 1): patch tokens only.
-        slices: the model has slices (p > 0). Without them and with decoupled masks, only the
-            global mask exists (MLP^G) and MLP^L is not kept.
+        multi_grained: multi-grained masked attention, keys of the global view and the slices
+            (True), or single-resolution masked attention over the global view's keys only, as
+            SAN / MaskCLIP (False; Table 2, rows without multi-grained masked attention).
+        slices: the model has slices (p > 0). Without slice keys (no slices, or
+            ``multi_grained=False``) and with decoupled masks, only the global mask exists (MLP^G)
+            and MLP^L is not kept.
     """
 
     def __init__(
@@ -66,18 +72,21 @@ class MultiGrainedClassifier(nn.Module):
         num_queries: int,
         decoupled: bool = True,
         cls_key: bool = False,
+        multi_grained: bool = True,
         slices: bool = True,
     ) -> None:
         super().__init__()
         self.heads = clip_heads
         self.decoupled = decoupled
         self.cls_key = cls_key
+        self.multi_grained = multi_grained
+        self.slice_keys = multi_grained and slices  # the slices' patch tokens are keys
         self.local_mlp: MLP | None = MLP(dim, dim, clip_heads * mask_dim, num_layers=3)  # MLP^L
         self.global_mlp = MLP(dim, dim, clip_heads * mask_dim, num_layers=3) if decoupled else None  # MLP^G
-        if decoupled and not slices:
-            # p = 0: no slice keys, so M_local would never reach the loss (and DDP would stop on a
-            # parameter without gradient). MLP^L is still drawn first, so the other parameters get
-            # the same initial values whatever p for the same seed.
+        if decoupled and not self.slice_keys:
+            # no slice keys (p = 0, or single-resolution attention): M_local would never reach the
+            # loss (and DDP would stop on a parameter without gradient). MLP^L is still drawn
+            # first, so the other parameters get the same initial values for the same seed.
             self.local_mlp = None
         self.query_pos = nn.Parameter(torch.zeros(num_queries, clip_width))
         self.void_embed = nn.Parameter(torch.randn(embed_dim) * embed_dim**-0.5)
@@ -111,8 +120,10 @@ class MultiGrainedClassifier(nn.Module):
         """Eq. 7: bias ``(B, heads, N, gh*gw + S*g)`` over ``[global; slices]``.
 
         With ``cls_key`` a zero column for the global [CLS] key comes first: ``(..., 1 + gh*gw + S*g)``.
+        Without slice keys (``layout`` None or ``multi_grained=False``): over the global view only.
         """
         a_local, a_global = features
+        layout = layout if self.slice_keys else None
         m_local = None
         if a_local is not None and (layout is not None or not self.decoupled):
             m_local = torch.einsum("bqc,blnc->bnql", query_features, a_local)  # (B, heads, N, Gh*Gw)
@@ -151,13 +162,8 @@ class MultiGrainedClassifier(nn.Module):
         Returns:
             Class logits ``(B, N, K + 1)``, the last column being void.
         """
-        x = cls_token[:, None, :] + self.query_pos[None]  # X_prop (B, N, D)
-        blocks = backbone.blocks[len(backbone.blocks) - len(kv) :]
-        for block, (k, v) in zip(blocks, kv):
-            q = backbone.qkv_query(block, x)
-            x = x + block.ls_1(backbone.attend(block, q, k.to(q.dtype), v.to(q.dtype), bias.to(q.dtype)))
-            x = x + block.ls_2(block.mlp(block.ln_2(x)))
-        emb = F.normalize(backbone.head(x).float(), dim=-1)
+        proposals = cls_token[:, None, :] + self.query_pos[None]  # X_prop (B, N, D)
+        emb = F.normalize(backbone.classify(proposals, kv, bias).float(), dim=-1)
         classes = torch.cat(
             [text_embeddings.float(), F.normalize(self.void_embed.float(), dim=-1)[None]], dim=0
         )
