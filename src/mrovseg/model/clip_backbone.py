@@ -324,38 +324,22 @@ class CLIPBackbone(nn.Module):
     def classify(
         self, queries: torch.Tensor, kv: Sequence[tuple[torch.Tensor, torch.Tensor]], bias: torch.Tensor
     ) -> torch.Tensor:
-        """Eq. 8: query tokens through the last ``len(kv)`` blocks over given keys/values, then the head.
+        """Eq. 8: queries ``(B, N, D)`` through the last ``len(kv)`` blocks, then the head → ``(B, N, E)``.
 
-        The queries are the only query tokens of each block; its keys and values are the given ones
-        (computed by the trunk pass, never recomputed), under an additive attention bias; each block
-        keeps its residual, LayerScale and MLP. The result goes through ``ln_post`` and ``proj``.
-
-        Args:
-            queries: ``(B, N, D)`` query tokens (the classifier's proposals).
-            kv: for each of the last blocks, in order, keys and values ``(B, heads, T, head_dim)``.
-            bias: ``(B, heads, N, T)`` additive attention bias (−inf blocks a key).
-
-        Returns:
-            ``(B, N, E)`` image-head embeddings of the queries (not normalised).
+        In each block the queries are the only query tokens; keys and values ``(B, heads, T,
+        head_dim)`` are the given ones (from the trunk pass), under the additive ``bias``
+        ``(B, heads, N, T)`` (−inf blocks a key); residual, LayerScale and MLP as in CLIP.
         """
         x = queries
         for block, (k, v) in zip(self.blocks[len(self.blocks) - len(kv) :], kv):
             q = self.qkv_query(block, x)
-            x = self._residual_and_mlp(
-                block, x, self.attend(block, q, k.to(q.dtype), v.to(q.dtype), bias.to(q.dtype))
-            )
+            attended = self.attend(block, q, k.to(q.dtype), v.to(q.dtype), bias.to(q.dtype))
+            x = self._residual_and_mlp(block, x, attended)
         return self.head(x)
 
     def value_path(self, tokens: torch.Tensor, residual: bool = False) -> torch.Tensor:
-        """MaskCLIP's dense path: the last block with attention replaced by its value path.
-
-        Args:
-            tokens: ``(N, T, D)`` hidden states entering the last block.
-            residual: keep the block's residual and MLP around ``out_proj(v)``.
-
-        Returns:
-            ``(N, T, D)``: ``out_proj(v(ln_1(x)))``, or with ``residual`` the full block on it.
-        """
+        """MaskCLIP's dense path: ``out_proj(v(ln_1(x)))`` of the last block for tokens ``(N, T, D)``
+        entering it; with ``residual``, the block's residual and MLP around it. → ``(N, T, D)``."""
         last = self.blocks[-1]
         _, _, v = self.qkv(last, tokens)
         value = last.attn.out_proj(rearrange(v, "n h t d -> n t (h d)"))
