@@ -1,8 +1,9 @@
 """Two-process DDP on the CPU (gloo): training and evaluation report what one process reports.
 
-Both settings score every evaluation image exactly once (4 images: the distributed sampler pads
-an odd count by repeating images) and sum the confusion matrices over processes, so the metrics
-of a fixed checkpoint must be identical, not just close.
+Both settings score every evaluation image exactly once (the evaluation loaders shard without
+padding, ``mrovseg.data.sampling``; odd counts: ``tests/test_eval_sharding.py``) and sum the
+confusion matrices over processes, so the metrics of a fixed checkpoint must be identical, not
+just close.
 """
 
 from __future__ import annotations

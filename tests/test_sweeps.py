@@ -24,6 +24,7 @@ TABLE2 = {
         "spatial": "concat",
         "hierarchical": False,
         "decoupled": False,
+        "multi_grained": False,
     },
     "multires_adapter": {
         "slice_ratio": 0.5,
@@ -31,6 +32,7 @@ TABLE2 = {
         "spatial": "dconv",
         "hierarchical": False,
         "decoupled": False,
+        "multi_grained": False,
     },
     "hierarchical_decoder": {
         "slice_ratio": 0.5,
@@ -38,6 +40,7 @@ TABLE2 = {
         "spatial": "dconv",
         "hierarchical": True,
         "decoupled": False,
+        "multi_grained": False,
     },
     "full": {
         "slice_ratio": 0.5,
@@ -45,6 +48,7 @@ TABLE2 = {
         "spatial": "dconv",
         "hierarchical": True,
         "decoupled": True,
+        "multi_grained": True,
     },
 }
 
@@ -73,10 +77,12 @@ def test_components_sweep_is_the_four_rows_of_table2(tmp_path: Path) -> None:
                 "spatial": model.adapter.spatial_fusion,
                 "hierarchical": model.decoder.hierarchical,
                 "decoupled": model.classifier.decoupled,
+                "multi_grained": model.classifier.multi_grained,
             }
             assert got == expected, row
             module = build_module(build_config_of(cfg))  # every row builds
         assert module.model.classifier.decoupled is expected["decoupled"]
+        assert module.model.classifier.slice_keys is expected["multi_grained"]
 
 
 @pytest.mark.parametrize("sweep", SWEEPS)

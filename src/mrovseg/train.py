@@ -42,6 +42,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer = make_trainer(cfg)
     flat: dict[str, float] = {}  # fit's metrics (train/*, val/*) and then test's: test() resets them
     if cfg.train:
+        from mrovseg.batching import apply_global_batch
+
+        apply_global_batch(trainer, cfg.get("global_batch_size"), cfg.data.batch_size)
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         flat.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     if cfg.test:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import open_clip
 import pytest
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from open_clip.model import resize_pos_embed
 from open_clip.transformer import QuickGELU
 
@@ -42,7 +45,7 @@ def _open_clip_hidden_states(visual: torch.nn.Module, views: torch.Tensor) -> li
 # ---------------------------------------------------------------- trunk == open_clip
 def test_final_cls_through_head_equals_encode_image(toy_backbone: CLIPBackbone) -> None:
     views = toy_backbone.normalize(_views())
-    feats = toy_backbone.forward_views(views, tap_layers=[toy_backbone.depth], kv_from=toy_backbone.depth)
+    feats = toy_backbone.forward_views(views, tap_layers=[toy_backbone.depth], cls_layer=toy_backbone.depth)
     ours = toy_backbone.head(feats.layers[toy_backbone.depth][:, 0])
     with torch.no_grad():
         ref = toy_backbone.clip.encode_image(views)
@@ -56,7 +59,7 @@ def test_tapped_layers_equal_open_clip_intermediates(toy_backbone: CLIPBackbone,
     ref = _open_clip_hidden_states(toy_backbone.visual, views)
     toy_backbone.fused_attn = fused_attn
     try:
-        feats = toy_backbone.forward_views(views, tap_layers=range(toy_backbone.depth + 1), kv_from=1)
+        feats = toy_backbone.forward_views(views, tap_layers=range(toy_backbone.depth + 1), cls_layer=1)
     finally:
         toy_backbone.fused_attn = True
     assert feats.grid == toy_backbone.native_grid == (8, 8)
@@ -67,9 +70,9 @@ def test_tapped_layers_equal_open_clip_intermediates(toy_backbone: CLIPBackbone,
 
 
 def test_kv_are_those_of_the_classification_blocks(toy_backbone: CLIPBackbone) -> None:
-    """K/V of block ``kv_from + j`` are the in-projection of ``ln_1`` of layer ``kv_from + j``'s output."""
+    """K/V of block ``cls_layer + j`` are the in-projection of ``ln_1`` of layer ``cls_layer + j``'s output."""
     views = toy_backbone.normalize(_views(n=1))
-    feats = toy_backbone.forward_views(views, tap_layers=[1, 2], kv_from=1)
+    feats = toy_backbone.forward_views(views, tap_layers=[1, 2], cls_layer=1)
     assert len(feats.kv) == toy_backbone.depth - 1
     for j, (k, v) in enumerate(feats.kv):
         block = toy_backbone.blocks[1 + j]
@@ -87,7 +90,7 @@ def test_kv_are_those_of_the_classification_blocks(toy_backbone: CLIPBackbone) -
 def test_trunk_has_no_grad_and_counts_calls(toy_backbone: CLIPBackbone) -> None:
     before = toy_backbone.num_trunk_calls
     views = toy_backbone.normalize(_views(n=1)).requires_grad_(True)
-    feats = toy_backbone.forward_views(views, tap_layers=[0, 3], kv_from=2)
+    feats = toy_backbone.forward_views(views, tap_layers=[0, 3], cls_layer=2)
     assert toy_backbone.num_trunk_calls == before + 1
     assert not feats.layers[3].requires_grad
     assert all(not p.requires_grad for p in toy_backbone.parameters())
@@ -101,9 +104,9 @@ def test_backbone_stays_in_eval_mode(toy_backbone: CLIPBackbone) -> None:
 
 def test_rejects_bad_views_and_layers(toy_backbone: CLIPBackbone) -> None:
     with pytest.raises(ValueError, match="multiple of the patch size"):
-        toy_backbone.forward_views(torch.zeros(1, 3, 30, 32), tap_layers=[0], kv_from=3)
+        toy_backbone.forward_views(torch.zeros(1, 3, 30, 32), tap_layers=[0], cls_layer=3)
     with pytest.raises(ValueError, match="out of range"):
-        toy_backbone.forward_views(torch.zeros(1, 3, 32, 32), tap_layers=[4], kv_from=3)
+        toy_backbone.forward_views(torch.zeros(1, 3, 32, 32), tap_layers=[4], cls_layer=3)
 
 
 # ---------------------------------------------------------------- positional embedding
@@ -145,7 +148,7 @@ def test_pos_embed_upsampling_equals_open_clip_resize(
 @pytest.mark.parametrize("size", [(48, 40), (64, 64), (16, 24)])
 def test_any_non_native_grid_runs(toy_backbone: CLIPBackbone, size: tuple[int, int]) -> None:
     views = toy_backbone.normalize(_views(n=1, size=size))
-    feats = toy_backbone.forward_views(views, tap_layers=[0, 2, 3], kv_from=2)
+    feats = toy_backbone.forward_views(views, tap_layers=[0, 2, 3], cls_layer=2)
     gh, gw = size[0] // 4, size[1] // 4
     assert feats.grid == (gh, gw)
     for layer in (0, 2, 3):
@@ -171,7 +174,7 @@ def test_state_dict_file_loads(tmp_path, make_backbone, suffix: str) -> None:
     views = loaded.normalize(_views(seed=3))
     with torch.no_grad():
         ref = source.eval().encode_image(views)
-    feats = loaded.forward_views(views, tap_layers=[3], kv_from=3)
+    feats = loaded.forward_views(views, tap_layers=[3], cls_layer=3)
     torch.testing.assert_close(loaded.head(feats.layers[3][:, 0]), ref, atol=1e-5, rtol=0)
 
 
@@ -263,3 +266,80 @@ def test_empty_vocabulary_and_bad_templates_raise(toy_backbone: CLIPBackbone) ->
         toy_backbone.encode_vocabulary(["cat", " , "], ["a {}."])
     with pytest.raises(ValueError, match="placeholder"):
         toy_backbone.encode_vocabulary(["cat"], ["a photo"])
+
+
+# ---------------------------------------------------------------- the one door into open_clip's blocks
+def _old_inline_classify(backbone: CLIPBackbone, x: torch.Tensor, kv, bias: torch.Tensor) -> torch.Tensor:
+    """The classifier's block loop as it was written inline before ``CLIPBackbone.classify`` existed."""
+    blocks = backbone.blocks[len(backbone.blocks) - len(kv) :]
+    for block, (k, v) in zip(blocks, kv):
+        q = backbone.qkv_query(block, x)
+        x = x + block.ls_1(backbone.attend(block, q, k.to(q.dtype), v.to(q.dtype), bias.to(q.dtype)))
+        x = x + block.ls_2(block.mlp(block.ln_2(x)))
+    return backbone.head(x)
+
+
+def _old_inline_value_path(backbone: CLIPBackbone, tokens: torch.Tensor, residual: bool) -> torch.Tensor:
+    """DenseCLIP's value path as it was written inline before ``CLIPBackbone.value_path`` existed."""
+    last = backbone.blocks[-1]
+    _, _, v = backbone.qkv(last, tokens)
+    value_path = last.attn.out_proj(rearrange(v, "n h t d -> n t (h d)"))
+    if not residual:
+        return value_path
+    y = tokens + last.ls_1(value_path)
+    return y + last.ls_2(last.mlp(last.ln_2(y)))
+
+
+@pytest.mark.parametrize("num_blocks", [1, 2, 3])
+def test_classify_is_bit_identical_to_the_old_inline_loop(
+    toy_backbone: CLIPBackbone, num_blocks: int
+) -> None:
+    g = torch.Generator().manual_seed(7)
+    views = toy_backbone.normalize(torch.rand(2, 3, 32, 32, generator=g))
+    cls_layer = toy_backbone.depth - num_blocks
+    feats = toy_backbone.forward_views(views, tap_layers=[cls_layer], cls_layer=cls_layer)
+    queries = feats.layers[cls_layer][:, :1] + torch.randn(2, 5, toy_backbone.width, generator=g)
+    bias = torch.randn(2, toy_backbone.heads, 5, 65, generator=g)
+    bias[..., 0] = float("-inf")
+    with torch.no_grad():
+        got = toy_backbone.classify(queries, feats.kv, bias)
+        expected = _old_inline_classify(toy_backbone, queries, feats.kv, bias)
+    assert got.shape == (2, 5, toy_backbone.embed_dim)
+    assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_value_path_is_bit_identical_to_the_old_inline_code(
+    toy_backbone: CLIPBackbone, residual: bool
+) -> None:
+    views = toy_backbone.normalize(torch.rand(2, 3, 48, 32, generator=torch.Generator().manual_seed(8)))
+    depth = toy_backbone.depth
+    tokens = toy_backbone.forward_views(views, tap_layers=[depth - 1], cls_layer=depth).layers[depth - 1]
+    with torch.no_grad():
+        got = toy_backbone.value_path(tokens, residual=residual)
+        expected = _old_inline_value_path(toy_backbone, tokens, residual)
+    assert torch.equal(got, expected)
+    if not residual:  # the value path is attention restricted to each token itself
+        eye = torch.full((tokens.shape[1],) * 2, float("-inf")).fill_diagonal_(0.0)
+        q, k, v = toy_backbone.qkv(toy_backbone.blocks[-1], tokens)
+        with torch.no_grad():
+            attended = toy_backbone.attend(toy_backbone.blocks[-1], q, k, v, eye)
+        torch.testing.assert_close(got, attended, atol=1e-6, rtol=0)
+
+
+def test_only_clip_backbone_reaches_into_open_clip_blocks() -> None:
+    """Issue 9, item 5: one door into open_clip (block internals named in model/clip_backbone.py only)."""
+    import re
+
+    import mrovseg
+
+    package = Path(mrovseg.__file__).parent
+    internals = re.compile(r"\.(ls_1|ls_2|ln_1|ln_2|ln_post|resblocks|in_proj_weight|out_proj|transformer)\b")
+    offenders = [
+        str(path.relative_to(package))
+        for path in sorted(package.rglob("*.py"))
+        if path.name != "clip_backbone.py" and internals.search(path.read_text())
+    ]
+    assert offenders == []
+    for name in ("classifier.py", "dense_clip.py", "mrovseg.py"):  # no block's .mlp / .attn either
+        assert not re.search(r"\b(block|last|blk)\.", (package / "model" / name).read_text()), name

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from mrovseg.constants import DEFAULT_EVAL_SHORT_SIDE
 from mrovseg.data.benchmarks import BenchmarkInfo, get_benchmark
 from mrovseg.data.datasets import SemanticSegDataset
+from mrovseg.data.sampling import eval_sampler, trainer_replicas
 from mrovseg.data.transforms import EvalTransform, TrainTransform
 
 __all__ = ["OVSegDataModule"]
@@ -124,10 +125,12 @@ class OVSegDataModule(L.LightningDataModule):
             ]
 
     def _loader(self, dataset: SemanticSegDataset, batch_size: int, train: bool) -> DataLoader:
+        sampler = None if train else eval_sampler(dataset, *trainer_replicas(self.trainer), dataset.spec.name)
         return DataLoader(
             dataset,
             batch_size=batch_size,
             shuffle=train,
+            sampler=sampler,
             drop_last=train and self.drop_last,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

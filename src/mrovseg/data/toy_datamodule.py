@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mrovseg.constants import IGNORE_INDEX
 from mrovseg.data.benchmarks import BenchmarkInfo
+from mrovseg.data.sampling import eval_sampler, trainer_replicas
 from mrovseg.data.synthetic import SceneConfig, ToyWorld, render_scene, scene_rng, to_sample
 from mrovseg.data.transforms import resize_short_side
 
@@ -167,6 +168,7 @@ class ToyDataModule(L.LightningDataModule):
             dataset,
             batch_size=batch_size,
             shuffle=train,
+            sampler=None if train else eval_sampler(dataset, *trainer_replicas(self.trainer), name="toy"),
             drop_last=train,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

@@ -121,6 +121,10 @@ class MultiResAdapter(nn.Module):
         spatial_fusion: see ``MultiResFusion``.
         multires_fusion: see ``MultiResFusion``.
         mlp_ratio: ViT block MLP ratio.
+
+    Attributes:
+        dim, mask_dim, num_queries, fusion_layers: as given (the shapes the decoder and the
+            classifier are built with).
     """
 
     def __init__(
@@ -140,6 +144,8 @@ class MultiResAdapter(nn.Module):
         if depth < 1 or len(fusion_layers) < 1:
             raise ValueError("The adapter needs at least one block and one fusion layer.")
         self.fusion_layers = [int(layer) for layer in fusion_layers]
+        self.dim = dim
+        self.mask_dim = mask_dim
         self.num_queries = num_queries
         self.queries = nn.Parameter(torch.zeros(num_queries, dim))
         nn.init.trunc_normal_(self.queries, std=0.02)
@@ -153,7 +159,8 @@ class MultiResAdapter(nn.Module):
         self.query_head = MLP(dim, dim, mask_dim, num_layers=3)  # MLP^Q, Eq. 3
 
     def forward(self, high_res: dict[int, torch.Tensor], low_res: dict[int, torch.Tensor]) -> AdapterOutput:
-        """``high_res[l]`` ``(B, Dc, Gh, Gw)`` and ``low_res[l]`` ``(B, Dc, gh, gw)`` for l in {0} ∪ fusion_layers."""
+        """``high_res[l]`` ``(B, Dc, Gh, Gw)`` (restored slices) and ``low_res[l]`` ``(B, Dc, gh, gw)``
+        (global view) for l in {0} ∪ fusion_layers."""
         fused = [
             fusion(high_res[layer], low_res[layer]) for fusion, layer in zip(self.fusions, self.fusion_layers)
         ]

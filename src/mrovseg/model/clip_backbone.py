@@ -9,12 +9,16 @@ and high-resolution slices. This module owns that CLIP:
   interpolated to the view's patch grid, returning the hidden states of the tapped layers and the
   keys/values of the last blocks, so that the classifier (Eq. 8) reuses CLIP's own K/V and never
   runs CLIP a second time;
+* runs the classification blocks for given query tokens over given keys/values and attention
+  bias (``classify``, Eq. 8), and MaskCLIP's value path of the last block (``value_path``);
 * encodes a vocabulary (class names with comma-separated synonyms × prompt templates, averaged
   and L2-normalised) once per vocabulary and caches it.
 
 The trunk is re-implemented here as a loop over open_clip's own blocks and weights (fused
 ``scaled_dot_product_attention``), so that keys and values can be kept; a test checks that it is
-equal to open_clip's ``encode_image``.
+equal to open_clip's ``encode_image``. This is the only module that reaches into open_clip's
+blocks (``ln_1``, ``attn``, ``ls_1``, ``mlp``, ``ln_2``, …); the classifier and the dense-CLIP
+baseline call the methods above.
 """
 
 from __future__ import annotations
@@ -278,27 +282,32 @@ class CLIPBackbone(nn.Module):
         out = rearrange(out, "n h t d -> n t (h d)")
         return block.attn.out_proj(out)
 
+    @staticmethod
+    def _residual_and_mlp(block: nn.Module, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        """The rest of a residual block after attention: ``x + ls_1(attn)``, then ``+ ls_2(mlp(ln_2(·)))``."""
+        x = x + block.ls_1(attended)
+        return x + block.ls_2(block.mlp(block.ln_2(x)))
+
     def block_forward(
         self, block: nn.Module, x: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One CLIP residual block; also returns its keys and values."""
         q, k, v = self.qkv(block, x)
-        x = x + block.ls_1(self.attend(block, q, k, v))
-        x = x + block.ls_2(block.mlp(block.ln_2(x)))
-        return x, k, v
+        return self._residual_and_mlp(block, x, self.attend(block, q, k, v)), k, v
 
     @torch.no_grad()
-    def forward_views(self, views: torch.Tensor, tap_layers: Sequence[int], kv_from: int) -> ViewFeatures:
+    def forward_views(self, views: torch.Tensor, tap_layers: Sequence[int], cls_layer: int) -> ViewFeatures:
         """Runs the frozen trunk once over normalised views of one size.
 
         Args:
             views: ``(N, 3, h, w)`` normalised images; h, w multiples of the patch size.
             tap_layers: layers whose output hidden states to keep (0 = stem, ``depth`` = last).
-            kv_from: keep keys/values of blocks ``kv_from .. depth-1`` (0-based block index, i.e. the
-                blocks after layer ``kv_from``); also taps layer ``kv_from``.
+            cls_layer: the layer whose [CLS] starts the classifier's proposals; the blocks after it
+                (0-based blocks ``cls_layer .. depth-1``) are the classification blocks, whose keys
+                and values are kept. Also tapped. ``depth`` keeps no keys/values.
         """
         self.num_trunk_calls += 1
-        wanted = set(tap_layers) | {kv_from}
+        wanted = set(tap_layers) | {cls_layer}
         if max(wanted) > self.depth or min(wanted) < 0:
             raise ValueError(f"Tap layers {sorted(wanted)} out of range for a {self.depth}-layer CLIP.")
         x, grid = self.embed(views)
@@ -306,11 +315,35 @@ class CLIPBackbone(nn.Module):
         kv: list[tuple[torch.Tensor, torch.Tensor]] = []
         for i, block in enumerate(self.blocks):
             x, k, v = self.block_forward(block, x)
-            if i >= kv_from:
+            if i >= cls_layer:
                 kv.append((k, v))
             if i + 1 in wanted:
                 layers[i + 1] = x
         return ViewFeatures(layers=layers, kv=kv, grid=grid)
+
+    def classify(
+        self, queries: torch.Tensor, kv: Sequence[tuple[torch.Tensor, torch.Tensor]], bias: torch.Tensor
+    ) -> torch.Tensor:
+        """Eq. 8: queries ``(B, N, D)`` through the last ``len(kv)`` blocks, then the head → ``(B, N, E)``.
+
+        In each block the queries are the only query tokens; keys and values ``(B, heads, T,
+        head_dim)`` are the given ones (from the trunk pass), under the additive ``bias``
+        ``(B, heads, N, T)`` (−inf blocks a key); residual, LayerScale and MLP as in CLIP.
+        """
+        x = queries
+        for block, (k, v) in zip(self.blocks[len(self.blocks) - len(kv) :], kv):
+            q = self.qkv_query(block, x)
+            attended = self.attend(block, q, k.to(q.dtype), v.to(q.dtype), bias.to(q.dtype))
+            x = self._residual_and_mlp(block, x, attended)
+        return self.head(x)
+
+    def value_path(self, tokens: torch.Tensor, residual: bool = False) -> torch.Tensor:
+        """MaskCLIP's dense path: ``out_proj(v(ln_1(x)))`` of the last block for tokens ``(N, T, D)``
+        entering it; with ``residual``, the block's residual and MLP around it. → ``(N, T, D)``."""
+        last = self.blocks[-1]
+        _, _, v = self.qkv(last, tokens)
+        value = last.attn.out_proj(rearrange(v, "n h t d -> n t (h d)"))
+        return self._residual_and_mlp(last, tokens, value) if residual else value
 
     def head(self, cls_tokens: torch.Tensor) -> torch.Tensor:
         """CLIP's image head on final-layer [CLS] tokens: ``ln_post`` then ``proj`` → ``(..., E)``."""

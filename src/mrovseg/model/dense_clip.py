@@ -60,16 +60,8 @@ class DenseCLIP(nn.Module):
         if self.view_size is not None and tuple(x.shape[-2:]) != (self.view_size, self.view_size):
             size = (self.view_size, self.view_size)
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-        feats = bb.forward_views(x, tap_layers=[bb.depth - 1], kv_from=bb.depth)
-        tokens = feats.layers[bb.depth - 1]
-        last = bb.blocks[-1]
-        _, _, v = bb.qkv(last, tokens)
-        value_path = last.attn.out_proj(rearrange(v, "n h t d -> n t (h d)"))
-        if self.residual:
-            y = tokens + last.ls_1(value_path)
-            y = y + last.ls_2(last.mlp(last.ln_2(y)))
-        else:
-            y = value_path
+        feats = bb.forward_views(x, tap_layers=[bb.depth - 1], cls_layer=bb.depth)
+        y = bb.value_path(feats.layers[bb.depth - 1], residual=self.residual)
         emb = F.normalize(bb.head(y[:, 1:]).float(), dim=-1)
         gh, gw = feats.grid
         return rearrange(emb, "b (h w) e -> b e h w", h=gh, w=gw)

@@ -34,12 +34,12 @@ from mrovseg.model.slicer import Slicer
 
 
 def _split(features: ViewFeatures, first: int) -> tuple[ViewFeatures, ViewFeatures]:
-    """Splits a trunk pass over ``[globals ; slices]`` into two ViewFeatures."""
+    """Splits a trunk pass over ``[global views ; slices]`` into two ViewFeatures."""
 
-    def part(sl: slice) -> ViewFeatures:
+    def part(rows: slice) -> ViewFeatures:
         return ViewFeatures(
-            layers={k: v[sl] for k, v in features.layers.items()},
-            kv=[(k[sl], v[sl]) for k, v in features.kv],
+            layers={k: v[rows] for k, v in features.layers.items()},
+            kv=[(k[rows], v[rows]) for k, v in features.kv],
             grid=features.grid,
         )
 
@@ -80,10 +80,8 @@ class MROVSeg(nn.Module):
             raise ValueError(f"num_cls_blocks must be in [1, {backbone.depth}], got {num_cls_blocks}.")
         self.num_cls_blocks = num_cls_blocks
         self.deep_supervision = deep_supervision
-        adapter_kw = dict(adapter or {})
-        self.adapter = MultiResAdapter(clip_dim=backbone.width, **adapter_kw)
-        dim = self.adapter.norm.normalized_shape[0]
-        mask_dim = self.adapter.query_head.net[-1].out_features
+        self.adapter = MultiResAdapter(clip_dim=backbone.width, **dict(adapter or {}))
+        dim, mask_dim = self.adapter.dim, self.adapter.mask_dim
         if max(self.adapter.fusion_layers) > backbone.depth:
             raise ValueError(
                 f"Fusion layers {self.adapter.fusion_layers} exceed CLIP depth {backbone.depth}."
@@ -96,11 +94,13 @@ class MROVSeg(nn.Module):
             clip_heads=backbone.heads,
             embed_dim=backbone.embed_dim,
             num_queries=self.adapter.num_queries,
+            slices=slice_ratio > 0,
             **dict(classifier or {}),
         )
 
     @property
-    def kv_from(self) -> int:
+    def cls_layer(self) -> int:
+        """The CLIP layer whose [CLS] starts the proposals (``depth − num_cls_blocks``)."""
         return self.backbone.depth - self.num_cls_blocks
 
     def trainable_parameters(self) -> list[nn.Parameter]:
@@ -108,21 +108,48 @@ class MROVSeg(nn.Module):
         return [p for n, p in self.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
 
     def encode_views(self, images: torch.Tensor) -> tuple[ViewFeatures, ViewFeatures | None, Any]:
-        """Normalises, builds global view and slices, and runs the CLIP trunk (once per view size)."""
+        """Normalises, builds global view and slices, and runs the CLIP trunk (once per view size).
+
+        Returns:
+            The global view's features, the slices' features (None when p = 0) and the slice layout.
+        """
         x = self.backbone.normalize(images)
         layout = self.slicer.layout(*x.shape[-2:])
         taps: Sequence[int] = sorted({0, *self.adapter.fusion_layers})
-        g = self.slicer.global_view(x)
+        global_view = self.slicer.global_view(x)
         if layout is None:
-            return self.backbone.forward_views(g, taps, self.kv_from), None, None
-        s = self.slicer.slices(x, layout)
-        if s.shape[-2:] == g.shape[-2:]:
-            feats = self.backbone.forward_views(torch.cat([g, s]), taps, self.kv_from)
-            glob, sl = _split(feats, g.shape[0])
+            return self.backbone.forward_views(global_view, taps, self.cls_layer), None, None
+        slices = self.slicer.slices(x, layout)
+        if slices.shape[-2:] == global_view.shape[-2:]:
+            both = self.backbone.forward_views(torch.cat([global_view, slices]), taps, self.cls_layer)
+            global_feats, slice_feats = _split(both, global_view.shape[0])
         else:
-            glob = self.backbone.forward_views(g, taps, self.kv_from)
-            sl = self.backbone.forward_views(s, taps, self.kv_from)
-        return glob, sl, layout
+            global_feats = self.backbone.forward_views(global_view, taps, self.cls_layer)
+            slice_feats = self.backbone.forward_views(slices, taps, self.cls_layer)
+        return global_feats, slice_feats, layout
+
+    def classification_kv(
+        self, global_feats: ViewFeatures, slice_feats: ViewFeatures | None
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per classification block, keys and values ``(B, heads, T, head_dim)`` of the classifier.
+
+        ``[global patches ; slice patches]`` (Algorithm 1), the slices of each image in layout
+        order; with ``cls_key`` the global [CLS] first; without slice keys (p = 0 or
+        single-resolution attention) the global view's only.
+        """
+        use_slices = slice_feats is not None and self.classifier.slice_keys
+        start = 0 if self.classifier.cls_key else 1  # Algorithm 1: the [CLS] key is blocked
+        b = len(global_feats.layers[self.cls_layer])
+        kv = []
+        for i, (gk, gv) in enumerate(global_feats.kv):
+            if start:
+                gk, gv = gk[:, :, start:], gv[:, :, start:]
+            if not use_slices:
+                kv.append((gk, gv))
+                continue
+            sk, sv = (rearrange(t[:, :, 1:], "(b s) n l d -> b n (s l) d", b=b) for t in slice_feats.kv[i])
+            kv.append((torch.cat([gk, sk], dim=2), torch.cat([gv, sv], dim=2)))
+        return kv
 
     def forward(self, images: torch.Tensor, text_embeddings: torch.Tensor) -> dict[str, Any]:
         """Args:
@@ -132,32 +159,30 @@ class MROVSeg(nn.Module):
         Returns:
             ``{'pred_logits': (B, N, K+1), 'pred_masks': (B, N, h, w), 'aux_outputs': [...]}``.
         """
-        glob, sl, layout = self.encode_views(images)
-        b = images.shape[0]
-        gg = glob.grid
+        global_feats, slice_feats, layout = self.encode_views(images)
+        global_grid = global_feats.grid
 
-        def lr_grid(tokens: torch.Tensor) -> torch.Tensor:
-            return rearrange(tokens[:, 1:], "b (h w) d -> b d h w", h=gg[0], w=gg[1])
+        def to_grid(tokens: torch.Tensor) -> torch.Tensor:  # global view's patch tokens → (B, D, gh, gw)
+            return rearrange(tokens[:, 1:], "b (h w) d -> b d h w", h=global_grid[0], w=global_grid[1])
 
-        lr = {k: lr_grid(v) for k, v in glob.layers.items()}
-        hr = lr if sl is None else {k: self.slicer.restore(v[:, 1:], layout) for k, v in sl.layers.items()}
+        low_res = {k: to_grid(v) for k, v in global_feats.layers.items()}
+        high_res = (
+            low_res
+            if slice_feats is None
+            else {k: self.slicer.restore(v[:, 1:], layout) for k, v in slice_feats.layers.items()}
+        )
         dt = next(self.adapter.parameters()).dtype
-        out = self.adapter({k: v.to(dt) for k, v in hr.items()}, {k: v.to(dt) for k, v in lr.items()})
+        out = self.adapter(
+            {k: v.to(dt) for k, v in high_res.items()}, {k: v.to(dt) for k, v in low_res.items()}
+        )
         grid = tuple(out.visual.shape[-2:])
         pixel = self.decoder.pixel_features(out.visual, out.fused)
-        att_features = self.classifier.attention_features(out.visual, gg)
-
-        kv = []
-        for (gk, gv), sk_sv in zip(glob.kv, sl.kv if sl is not None else [None] * len(glob.kv)):
-            if sk_sv is None:
-                kv.append((gk, gv))
-                continue
-            sk, sv = (rearrange(t[:, :, 1:], "(b s) n l d -> b n (s l) d", b=b) for t in sk_sv)
-            kv.append((torch.cat([gk, sk], dim=2), torch.cat([gv, sv], dim=2)))
-        cls_token = glob.layers[self.kv_from][:, 0]
+        att_features = self.classifier.attention_features(out.visual, global_grid)
+        kv = self.classification_kv(global_feats, slice_feats)
+        cls_token = global_feats.layers[self.cls_layer][:, 0]
 
         def predict(query_features: torch.Tensor) -> dict[str, torch.Tensor]:
-            bias = self.classifier.attention_bias(query_features, att_features, grid, gg, layout)
+            bias = self.classifier.attention_bias(query_features, att_features, grid, global_grid, layout)
             logits = self.classifier(self.backbone, cls_token, kv, bias, text_embeddings)
             return {"pred_logits": logits, "pred_masks": self.decoder.masks(query_features, pixel)}
 

@@ -1,0 +1,53 @@
+"""Evaluation sampling under data parallelism: every image scored exactly once.
+
+PyTorch's ``DistributedSampler`` (which Lightning puts into every dataloader under DDP) pads each
+process to the same number of samples by repeating the first indices, so on 2 processes an
+odd-sized benchmark (VOC: 1,449 images, PC-59/459: 5,105) scores one image twice; published
+tables count each image once. For evaluation the datamodules therefore give their dataloaders
+Lightning's ``UnrepeatedDistributedSampler``: process ``r`` of ``W`` gets indices
+``r, r + W, r + 2W, …`` of ``range(n)`` without padding, so the shards are disjoint and cover the
+set; processes may run one batch more or fewer, which evaluation allows (DDP syncs buffers on
+the first forward only, and the metrics sum their confusion matrices across processes once, at
+the end). Being a ``DistributedSampler``, Lightning leaves it in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sized
+from typing import Any
+
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import Sampler
+
+
+def eval_sampler(dataset: Sized, num_replicas: int = 1, rank: int = 0, name: str = "") -> Sampler | None:
+    """The sampler of an evaluation dataloader: None (sequential) on one process, else unpadded shards.
+
+    Args:
+        dataset: the evaluation dataset.
+        num_replicas: number of processes (``trainer.world_size``).
+        rank: this process's rank (``trainer.global_rank``).
+        name: the benchmark's name, for the error message.
+
+    Raises:
+        ValueError: fewer images than processes (a process would have nothing to score and the
+            end-of-epoch synchronisation would wait for it forever).
+    """
+    if num_replicas < 1 or not 0 <= rank < num_replicas:
+        raise ValueError(f"rank {rank} is not in [0, {num_replicas}) processes.")
+    if num_replicas == 1:
+        return None
+    if len(dataset) < num_replicas:
+        raise ValueError(
+            f"Evaluation set {name or type(dataset).__name__!r} has {len(dataset)} images, fewer than the "
+            f"{num_replicas} processes; every process needs at least one. Evaluate on fewer devices "
+            "(trainer.devices=1)."
+        )
+    return UnrepeatedDistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+
+
+def trainer_replicas(trainer: Any) -> tuple[int, int]:
+    """``(world_size, global_rank)`` of an attached Lightning trainer, ``(1, 0)`` without one."""
+    if trainer is None:
+        return 1, 0
+    return int(trainer.world_size), int(trainer.global_rank)
