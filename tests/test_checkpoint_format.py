@@ -73,3 +73,12 @@ def test_build_config_of_an_older_checkpoint_is_upgraded_to_partial_optimizer_co
     assert upgraded == today  # the toy experiment's lr 1e-3
     assert upgrade_build_config(today) == today
     assert build_module(upgraded).make_optimizer.keywords == {"lr": 1e-3, "weight_decay": 1e-4}
+
+
+def test_checkpoints_from_before_the_cls_key_switch_keep_the_cls_key() -> None:
+    old = {"model": {"_target_": "mrovseg.model.mrovseg.MROVSeg", "classifier": {"decoupled": True}}}
+    assert upgrade_build_config(old)["model"]["classifier"] == {"decoupled": True, "cls_key": True}
+    new = {"model": {"_target_": "mrovseg.model.mrovseg.MROVSeg", "classifier": {"cls_key": False}}}
+    assert upgrade_build_config(new)["model"]["classifier"]["cls_key"] is False
+    other = {"model": {"_target_": "mrovseg.model.dense_clip.DenseCLIP"}}
+    assert "classifier" not in upgrade_build_config(other)["model"]

@@ -78,10 +78,17 @@ def stored_short_side(path: str | Path, default: int | None = DEFAULT_EVAL_SHORT
 
 
 def upgrade_build_config(build_cfg: dict[str, Any]) -> dict[str, Any]:
-    """A build config of a checkpoint written before the optimizer and schedule became ``_partial_``
+    """A build config of a checkpoint written before ``model.classifier.cls_key`` existed (it gets
+    ``true``, the keys those models were trained with) or before the optimizer and schedule became ``_partial_``
     configs (``module.lr``, ``weight_decay``, ``betas``, ``poly_power``, ``num_log_images``,
     ``prediction_dir``) in today's form; newer configs come back unchanged (a copy)."""
     cfg = OmegaConf.to_container(OmegaConf.create(build_cfg), resolve=False)
+    model = cfg.get("model") or {}
+    if str(model.get("_target_", "")).endswith("MROVSeg"):
+        # Written before Algorithm 1's keys became the default: those models attended to the [CLS] key.
+        classifier = model.setdefault("classifier", {}) or {}
+        classifier.setdefault("cls_key", True)
+        model["classifier"] = classifier
     module = cfg.get("module") or {}
     if "optimizer" in module or not ({"lr", "weight_decay", "poly_power"} & set(module)):
         return cfg

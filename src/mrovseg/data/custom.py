@@ -25,6 +25,7 @@ from mrovseg.data.benchmarks import BenchmarkInfo
 from mrovseg.data.check import CheckReport, DatasetCheckError, check_dataset, label_value_problems
 from mrovseg.data.custom_layout import CustomLayout, read_layout
 from mrovseg.data.datasets import LabelValueError, SemanticSegDataset, Transform
+from mrovseg.data.sampling import eval_sampler, trainer_replicas
 from mrovseg.data.transforms import EvalTransform, TrainTransform
 
 __all__ = ["CustomDataModule", "CustomSegDataset", "DatasetCheckError"]
@@ -201,10 +202,12 @@ class CustomDataModule(L.LightningDataModule):
             self.eval_dataset = CustomSegDataset(layout, pairs, train=False, transform=self.eval_transform)
 
     def _loader(self, dataset: CustomSegDataset, batch_size: int, train: bool) -> DataLoader:
+        sampler = None if train else eval_sampler(dataset, *trainer_replicas(self.trainer), self.name)
         return DataLoader(
             dataset,
             batch_size=batch_size,
             shuffle=train,
+            sampler=sampler,
             drop_last=train and self.drop_last,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
