@@ -13,7 +13,7 @@ from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mrovseg.config import CONF_DIR
 
@@ -40,7 +40,10 @@ def make_trainer(cfg: DictConfig) -> L.Trainer:
 
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = instantiate_group(cfg.get("logger"))
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer_cfg: Any = cfg.trainer
+    if "compile" in trainer_cfg:  # ours (mrovseg.speed), not a Trainer argument
+        trainer_cfg = {k: v for k, v in OmegaConf.to_container(trainer_cfg, resolve=True).items() if k != "compile"}
+    trainer = hydra.utils.instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False)
     log_config(cfg, loggers)
     return trainer
 
@@ -51,6 +54,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     L.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg)
+    if cfg.trainer.get("compile"):
+        from mrovseg.speed import compile_trainable
+
+        log.info("torch.compile: %s", ", ".join(compile_trainable(module.model)))
     trainer = make_trainer(cfg)
     flat: dict[str, float] = {}  # fit's metrics (train/*, val/*) and then test's: test() resets them
     if cfg.train:
