@@ -80,11 +80,15 @@ def test_sigkilled_training_resumes_to_the_same_final_step(tmp_path: Path) -> No
     stall.append(f"+callbacks.stall.marker={marker}")
     cmd = [sys.executable, "-m", "mrovseg.train", *args]
     env = subprocess_env()
-    proc = subprocess.Popen([*cmd, *stall], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*cmd, *stall], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 300
     while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert marker.exists(), proc.stderr.read().decode() if proc.poll() is not None else "no stall within 300 s"
+    assert marker.exists(), (
+        proc.stderr.read().decode() if proc.poll() is not None else "no stall within 300 s"
+    )
     os.kill(proc.pid, signal.SIGKILL)  # after step 4; the periodic checkpoint is step 3
     proc.wait(timeout=60)
     proc.stderr.close()

@@ -53,7 +53,9 @@ class LatestCheckpoint(ModelCheckpoint):
             )
         if steps == 0 and every_minutes is None:
             raise ValueError("LatestCheckpoint: set every_n_train_steps or every_minutes (both are off).")
-        super().__init__(dirpath=dirpath, monitor=None, save_top_k=0, save_last=True, enable_version_counter=False)
+        super().__init__(
+            dirpath=dirpath, monitor=None, save_top_k=0, save_last=True, enable_version_counter=False
+        )
         self.every_steps = steps
         self.every_seconds = None if every_minutes is None else 60.0 * float(every_minutes)
         self._written_at = time.monotonic()
@@ -71,7 +73,9 @@ class LatestCheckpoint(ModelCheckpoint):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         step_due = self.every_steps > 0 and trainer.global_step % self.every_steps == 0
-        time_due = self.every_seconds is not None and time.monotonic() - self._written_at >= self.every_seconds
+        time_due = (
+            self.every_seconds is not None and time.monotonic() - self._written_at >= self.every_seconds
+        )
         time_due = bool(trainer.strategy.broadcast(time_due))
         if step_due or time_due:
             self.save_latest(trainer)

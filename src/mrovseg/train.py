@@ -42,7 +42,9 @@ def make_trainer(cfg: DictConfig) -> L.Trainer:
     loggers = instantiate_group(cfg.get("logger"))
     trainer_cfg: Any = cfg.trainer
     if "compile" in trainer_cfg:  # ours (mrovseg.speed), not a Trainer argument
-        trainer_cfg = {k: v for k, v in OmegaConf.to_container(trainer_cfg, resolve=True).items() if k != "compile"}
+        trainer_cfg = {
+            k: v for k, v in OmegaConf.to_container(trainer_cfg, resolve=True).items() if k != "compile"
+        }
     trainer = hydra.utils.instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False)
     log_config(cfg, loggers)
     return trainer
