@@ -160,6 +160,7 @@ def search_max_batch(
     batch1: MemoryStat | None,
     ram_fraction: float = 0.75,
     available: Callable[[], int] = available_ram,
+    keep_going: Callable[[], bool] | None = None,
 ) -> BatchSearch:
     """The largest batch (doubling from 1, at most ``cap``) that runs without running out of memory.
 
@@ -170,10 +171,14 @@ def search_max_batch(
         batch1: memory of batch 1 (already measured), the base of the CPU prediction.
         ram_fraction: CPU budget, as a fraction of the available RAM at the time of the check.
         available: available RAM in bytes (injectable for tests).
+        keep_going: checked before each trial; False stops the search (``time budget at N``).
     """
     search = BatchSearch(max_batch=1, limit=f"cap {cap}", trials={1: batch1})
     last = batch1
     for b in candidate_batches(cap):
+        if keep_going is not None and not keep_going():
+            search.limit = f"time budget at {b}"
+            return search
         if device.type != "cuda" and last is not None:
             need = last.delta * b / search.max_batch
             budget = available() * ram_fraction

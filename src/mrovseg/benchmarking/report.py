@@ -175,3 +175,58 @@ def throughput_table(rows: Sequence[ThroughputRow]) -> str:
         "| GFLOPs / image | latency (s) | images/s | peak mem (MiB) | Δ mem (MiB) | torch |"
     )
     return markdown(header, [format_throughput(r) for r in rows])
+
+
+def gpu_report_markdown(
+    environment: dict[str, Any], records: Sequence[dict], numerics: Sequence[dict]
+) -> str:
+    """The GPU report as markdown: environment lines, the measurement table, numerics and SDPA kernels."""
+    from mrovseg.benchmarking.environment import describe_kernels
+
+    env = environment
+    lines = [
+        f"Device {env['device']} ({env['device_name']}), driver {env.get('driver')}, torch {env['torch']}, "
+        f"CUDA {env['cuda']}, cuDNN {env['cudnn']}, open_clip {env['open_clip']}; {env['date']}; "
+        f"commit {env['git_commit']}; budget {env['budget_s']:.0f} s, wall {env.get('wall_s', 0):.0f} s; "
+        f"latency = median of {env['repeats']} after {env['warmup']} warm-up.",
+        "",
+    ]
+    header = (
+        "| model | section | case | precision | batch | image | latency or s/step | images/s "
+        "| peak mem (MiB) | status | note |"
+    )
+    rows = []
+    for r in records:
+        cells = [
+            r["model"],
+            r["section"],
+            r["case"],
+            r["precision"],
+            str(r["batch"] or "–"),
+            r["image"] or "–",
+        ]
+        cells += [digits(r["latency_s"]), digits(r["images_per_s"]), fmt(r["peak_mem_mib"], 0)]
+        cells += [r["status"], r["note"] or ""]
+        rows.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines += [markdown(header, rows), ""]
+    for n in numerics:
+        if n["status"] == "ok":
+            lines.append(
+                f"- numerics {n['model']}: bf16 vs fp32 max |Δ logit| {n['max_abs_logit_diff']:.4f} "
+                f"(logits up to {n['logit_scale']:.1f}), argmax agreement {100 * n['argmax_agreement']:.2f} %"
+            )
+        else:
+            lines.append(f"- numerics {n['model']}: {n['status']}")
+    for model, per_precision in env.get("sdpa_kernels", {}).items():
+        for precision, kernels in per_precision.items():
+            lines.append(
+                f"- SDPA {model} {precision}: trunk/adapter {describe_kernels(kernels['unmasked'])}; "
+                f"biased classifier attention {describe_kernels(kernels['biased'])}"
+            )
+    for model, info in env.get("models", {}).items():
+        lines.append(
+            f"- {model}: input {info['input']}², {info['params_total_m']:.1f} M parameters "
+            f"({info['params_trainable_m']:.1f} M trainable), {info['gflops_batch1']:.1f} GFLOPs "
+            f"(batch 1, fp32, attention counted explicitly; torch {info['flops_torch']})"
+        )
+    return "\n".join(lines) + "\n"
