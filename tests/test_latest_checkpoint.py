@@ -109,3 +109,41 @@ def test_sigkilled_training_resumes_to_the_same_final_step(tmp_path: Path) -> No
     assert [s for s, _ in lrs] == [1, 2, 3, 4, 4, 5, 6]
     for step, lr in lrs:
         assert lr == pytest.approx(poly_lr(step), rel=1e-6, abs=1e-12), step
+
+
+class _FakeStrategy:
+    def broadcast(self, value: object) -> object:
+        return value
+
+    def barrier(self, name: str | None = None) -> None:
+        pass
+
+
+class _FakeTrainer:
+    """What ``LatestCheckpoint`` reads from a trainer; ``save_checkpoint`` writes the step."""
+
+    def __init__(self) -> None:
+        self.global_step, self.fast_dev_run, self.sanity_checking, self.is_global_zero = 0, False, False, True
+        self.strategy = _FakeStrategy()
+
+    def save_checkpoint(self, path: str, weights_only: bool = False) -> None:
+        Path(path).write_text(str(self.global_step))
+
+
+def test_written_by_minutes_through_a_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("mrovseg.latest_checkpoint.time.monotonic", lambda: clock[0])
+    callback = LatestCheckpoint(tmp_path, every_n_train_steps=None, every_minutes=2)
+    trainer = _FakeTrainer()
+    callback.on_train_start(trainer, None)
+    last = tmp_path / "last.ckpt"
+    for step, minutes in [(1, 1.0), (2, 2.5), (3, 3.0), (4, 4.6)]:
+        trainer.global_step, clock[0] = step, 1000.0 + 60 * minutes
+        callback.on_train_batch_end(trainer, None, None, None, step)
+        if step == 2:
+            assert last.read_text() == "2"  # 2.5 min after the start
+    assert last.read_text() == "4" and not list(tmp_path.glob("*.tmp"))  # 2.1 min after step 2
+    callback.on_train_end(trainer, None)  # the same step: not written again
+    trainer.global_step = 5
+    callback.on_train_end(trainer, None)
+    assert last.read_text() == "5" and callback.last_model_path == str(last)
