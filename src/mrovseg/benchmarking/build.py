@@ -84,9 +84,13 @@ def compose_experiment(name: str, overrides: Sequence[str] = ()) -> DictConfig:
         GlobalHydra.instance().clear()
 
 
-def build(name: str, size: int | None = None, overrides: Sequence[str] = ()) -> Built:
-    """Composes and instantiates a model (eval mode, CPU); ``size`` overrides the crop (see module doc)."""
+def build(name: str, size: int | None = None, overrides: Sequence[str] = (), seed: int = 0) -> Built:
+    """Composes and instantiates a model (eval mode, CPU); ``size`` overrides the crop (see module doc).
+
+    The random weights are seeded (``seed``), so two builds in different processes are identical.
+    """
     cfg = compose_experiment(name, overrides)
+    torch.manual_seed(seed)
     backbone = hydra.utils.instantiate(cfg.clip)  # the crop does not change CLIP
     if size is not None:
         side = math.ceil(size / (2 * backbone.patch_size)) * 2 * backbone.patch_size
