@@ -10,6 +10,7 @@ out-of-memory batch is recorded as ``oom``). See ``mrovseg.benchmarking.gpu_repo
 Usage:
     python scripts/gpu_report.py                         # CUDA, ViT-B/16 + ViT-L/14, fp32 + bf16
     python scripts/gpu_report.py --device cpu --tiny     # the toy model on the CPU, seconds (the test)
+    python scripts/gpu_report.py --override model.adapter.checkpoint=true   # with a switch
     make gpu-report
 """
 
@@ -40,6 +41,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (median)")
     parser.add_argument("--out", type=Path, default=Path("outputs/gpu_report"), help="output folder")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=None,
+        help="config override, e.g. model.adapter.checkpoint=true",
+    )
     args = parser.parse_args(argv)
     if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: CUDA is not available here (use --device cpu --tiny on a CPU)")
@@ -52,10 +59,14 @@ def main(argv: Sequence[str] | None = None) -> Report:
     if args.threads:
         torch.set_num_threads(args.threads)
     overrides = {"device": args.device}
-    for key in ("models", "budget_s", "repeats"):
+    for key in ("models", "budget_s", "repeats", "override"):
         value = getattr(args, key)
         if value is not None:
-            overrides[key] = tuple(value) if key == "models" else value
+            overrides["overrides" if key == "override" else key] = value
+    if args.tiny and args.override:
+        from mrovseg.benchmarking.gpu_report import TINY_OVERRIDES
+
+        overrides["overrides"] = (*TINY_OVERRIDES, *args.override)
     opts = Options.tiny_cpu(**overrides) if args.tiny else Options(**overrides)
     report = run_report(opts)
     args.out.mkdir(parents=True, exist_ok=True)

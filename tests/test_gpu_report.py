@@ -27,8 +27,13 @@ def _load(name: str) -> ModuleType:
 
 
 def test_tiny_cpu_report_has_every_field(tmp_path: Path) -> None:
-    _load("gpu_report").main(["--device", "cpu", "--tiny", "--out", str(tmp_path)])
+    switch = "model.adapter.checkpoint=true"  # a config override reaches the built model
+    _load("gpu_report").main(["--device", "cpu", "--tiny", "--out", str(tmp_path), "--override", switch])
     saved = json.loads((tmp_path / "gpu_report.json").read_text())
+    assert (
+        saved["options"]["overrides"][-1] == switch
+        and "model.adapter.dim=32" in saved["options"]["overrides"]
+    )
     markdown = (tmp_path / "gpu_report.md").read_text()
 
     env = saved["environment"]

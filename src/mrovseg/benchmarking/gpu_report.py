@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,7 +73,7 @@ class Options:
     """What to measure and how long it may take."""
 
     device: str = "cuda"
-    models: tuple[str, ...] = ("vitb16", "vitl14")
+    models: Sequence[str] = ("vitb16", "vitl14")
     tiny: bool = False
     budget_s: float = 420.0
     repeats: int = 3
@@ -82,7 +82,7 @@ class Options:
     max_batch: int = 1024
     large_image: tuple[int, int] = (2048, 1024)
     train_batches: tuple[int, ...] = TRAIN_BATCHES
-    overrides: tuple[str, ...] = ()
+    overrides: Sequence[str] = ()
     seed: int = 0
 
     @classmethod
