@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-COLUMNS = ("mIoU", "base_mIoU", "novel_mIoU", "hIoU", "small_mIoU", "pixel_acc")
+from mrovseg.metrics import SUMMARY_KEYS as COLUMNS
 
 
 def collect(sweep_dir: Path, benchmark: str | None) -> list[tuple[str, dict]]:

@@ -17,13 +17,11 @@ from typing import Any
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from mrovseg.constants import ASSETS_DIR
+from mrovseg.config import CONF_DIR
 from mrovseg.model.clip_backbone import CLIPBackbone
 from mrovseg.model.mrovseg import MROVSeg
-
-TOY_CLIP_NAME = "toy-vit-p4-32"
-TOY_CLIP_CONFIG = ASSETS_DIR / "toy_clip" / f"{TOY_CLIP_NAME}.json"
 
 torch.set_num_threads(int(os.environ.get("MROVSEG_TEST_THREADS", "1")))
 
@@ -39,14 +37,11 @@ TINY_ADAPTER: dict[str, Any] = {
 
 
 def make_toy_backbone(pretrained: str | None = None) -> CLIPBackbone:
-    """A toy CLIP backbone with random (``pretrained=None``) or file weights."""
-    return CLIPBackbone(
-        TOY_CLIP_NAME,
-        pretrained=pretrained,
-        model_config=str(TOY_CLIP_CONFIG),
-        image_mean=(0.5, 0.5, 0.5),
-        image_std=(0.25, 0.25, 0.25),
-    )
+    """The toy CLIP of the real config (``conf/clip/toy.yaml``) with random (``pretrained=None``) or
+    file weights."""
+    kwargs = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "clip" / "toy.yaml"), resolve=True)
+    assert kwargs.pop("_target_") == "mrovseg.model.clip_backbone.CLIPBackbone"
+    return CLIPBackbone(**{**kwargs, "pretrained": pretrained})  # errors of the class itself, unwrapped
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,7 @@ TINY_MODEL: list[str] = [
     "model.adapter.mask_dim=16",
     "criterion.matcher.num_points=256",
     "criterion.num_points=256",
-    "module.num_log_images=1",
+    "++callbacks.wandb_eval.num_images=1",
 ]
 
 #: Few, small toy scenes: 64² evaluation scenes are covered by one 64² sliding window.
@@ -89,7 +89,7 @@ OVERFIT: list[str] = [
     "data.seed=1",
     "data.num_objects=[1,3]",
     "data.diameter_range=[10,32]",
-    "module.lr=1e-2",
+    "module.optimizer.lr=1e-2",
     "criterion.num_points=1024",
     "criterion.matcher.num_points=1024",
 ]
@@ -340,7 +340,8 @@ def tiny_trained_run(root: Path) -> tuple[Path, L.LightningModule]:
     the end, no logger, the toy CLIP of :func:`random_clip_weights` (``<run>/clip.pt``).
     ``<run>/checkpoints/last.ckpt`` holds the final weights.
     """
-    from mrovseg.train import build, make_trainer
+    from mrovseg.train import build
+    from mrovseg.utils import make_trainer
 
     if root not in _TRAINED:
         run = root / "run"

@@ -17,16 +17,18 @@ from mrovseg.constants import IGNORE_INDEX
 from mrovseg.data.benchmarks import BenchmarkInfo
 from mrovseg.data.toy_datamodule import ToyDataModule
 from mrovseg.data.transforms import resize_short_side
+from mrovseg.eval_callbacks import PredictionWriter
 from tests.helpers import composed, numpy_seg_metrics, tiny_trained_run
 
 
-def _quiet_trainer() -> L.Trainer:
+def _quiet_trainer(callbacks: list | None = None) -> L.Trainer:
     return L.Trainer(
         accelerator="cpu",
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         enable_checkpointing=False,
+        callbacks=callbacks,
     )
 
 
@@ -55,11 +57,10 @@ def test_eval_step_accumulates_what_a_numpy_confusion_matrix_gives(
         BenchmarkInfo("five", list(world.class_names[:5]), None),
     ]
     module.configure_vocabularies(None, benchmarks)
-    module.hparams.prediction_dir = str(tmp_path)
     rng = np.random.default_rng(0)
     data = {b.name: _benchmark_samples(len(b.class_names), rng) for b in benchmarks}
     loaders = [DataLoader(data[b.name], batch_size=1) for b in benchmarks]
-    _quiet_trainer().test(module, dataloaders=loaders)
+    _quiet_trainer([PredictionWriter(tmp_path)]).test(module, dataloaders=loaders)
 
     for bench in benchmarks:
         samples, k = data[bench.name], len(bench.class_names)
@@ -93,7 +94,8 @@ def test_eval_step_accumulates_what_a_numpy_confusion_matrix_gives(
 def test_non_finite_loss_stops_training_naming_the_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mrovseg.train import build, make_trainer
+    from mrovseg.train import build
+    from mrovseg.utils import make_trainer
 
     with composed("train", tmp_path, ["trainer.max_steps=5", "callbacks=none", "logger={}"]) as cfg:
         datamodule, module = build(cfg)
@@ -114,7 +116,9 @@ def test_non_finite_loss_stops_training_naming_the_step(
 
 
 def test_optimizer_skips_clip_and_decays_lr_polynomially(tmp_path: Path) -> None:
-    with composed("train", tmp_path, ["module.lr=1e-3", "module.weight_decay=0.05"]) as cfg:
+    with composed(
+        "train", tmp_path, ["module.optimizer.lr=1e-3", "module.optimizer.weight_decay=0.05"]
+    ) as cfg:
         module = build_module(build_config_of(cfg))
     module._trainer = SimpleNamespace(estimated_stepping_batches=10)  # configure_optimizers reads it
     config = module.configure_optimizers()

@@ -120,3 +120,10 @@ def test_invalid_inputs_raise():
         metric.update(torch.tensor([[[0]]]), torch.tensor([[[0]]]), {"large": torch.tensor([[[True]]])})
     with pytest.raises(ValueError):
         SegMetrics(num_classes=3, class_names=["a"])
+
+
+def test_summary_keys_are_the_scalar_keys_of_a_metrics_entry() -> None:
+    from mrovseg.metrics import SUMMARY_KEYS
+    from tests.helpers import METRIC_KEYS
+
+    assert set(SUMMARY_KEYS) == METRIC_KEYS - {"per_class_iou", "num_images"}

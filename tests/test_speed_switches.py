@@ -118,7 +118,7 @@ def test_adamw_options_choose_fused_on_cuda() -> None:
 
 
 def test_trainer_compile_is_ours_not_lightnings(tmp_path: Path) -> None:
-    from mrovseg.train import make_trainer
+    from mrovseg.utils import make_trainer
 
     with composed("train", tmp_path, ["trainer.compile=true"]) as cfg:
         assert cfg.trainer.compile is True

@@ -63,9 +63,9 @@ def _sweep_params(name: str) -> dict[str, list[str]]:
 
 
 def test_components_sweep_is_the_four_rows_of_table2(tmp_path: Path) -> None:
-    assert _sweep_params("components") == {"+components": list(TABLE2)}
+    assert _sweep_params("components") == {"+sweep/components": list(TABLE2)}
     for row, expected in TABLE2.items():
-        with composed("train", tmp_path, [f"+components={row}"]) as cfg:
+        with composed("train", tmp_path, [f"+sweep/components={row}"]) as cfg:
             model = cfg.model
             got = {
                 "slice_ratio": model.slice_ratio,
@@ -87,7 +87,7 @@ def test_every_sweep_value_composes_into_the_job_config(sweep: str) -> None:
         assert len(values) >= 2, key
         for value in values:
             job = compose_with_hydra("train", [f"{key}={value}"])
-            if key.startswith("+"):  # a config group (+components, +width): it sets model entries
+            if key.startswith("+"):  # a config group (+sweep/components, +sweep/width): it sets model entries
                 group = CONF_DIR / key[1:] / f"{value}.yaml"
                 expected = OmegaConf.load(group).model
                 assert OmegaConf.merge(job.model, expected) == job.model, value  # all its entries are set

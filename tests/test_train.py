@@ -124,7 +124,7 @@ def test_resumed_run_continues_with_the_same_optimizer_and_scheduler(tmp_path: P
     common = [
         "data.num_train=1",
         "data.batch_size=1",
-        "module.lr=1e-2",
+        "module.optimizer.lr=1e-2",
         "trainer.max_steps=4",
         "trainer.limit_val_batches=0",
         "test=false",
@@ -208,7 +208,7 @@ def test_wandb_logger_writes_an_offline_run(tmp_path: Path, monkeypatch: pytest.
     (table,) = media.glob("table/val/toy/per_class_iou_*.table.json")
     rows = json.loads(table.read_text())["data"]
     assert [name for name, _ in rows] == TOY_CLASSES
-    assert len(list(media.glob("images/val/toy/overlays_*.png"))) == 1  # module.num_log_images=1
+    assert len(list(media.glob("images/val/toy/overlays_*.png"))) == 1  # callbacks.wandb_eval.num_images=1
     assert len(list(media.glob("images/mask/val/toy/overlays_*.mask.png"))) == 2
     assert (run / "checkpoints" / "last.ckpt").is_file()
 

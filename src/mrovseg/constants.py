@@ -7,6 +7,10 @@ from pathlib import Path
 #: It is negative because ADE-847 and PC-459 use label values above 255.
 IGNORE_INDEX: int = -1
 
+#: Short side evaluation images are resized to unless a dataset config says otherwise (the paper's 640);
+#: also predict's default for a checkpoint that stores none.
+DEFAULT_EVAL_SHORT_SIDE: int = 640
+
 #: Folder of files shipped inside the package (the toy CLIP checkpoint and its config).
 ASSETS_DIR: Path = Path(__file__).resolve().parent / "assets"
 

@@ -6,34 +6,42 @@
 * Validation / test: each dataloader is one benchmark with its own vocabulary; images are
   labelled with the shared sliding-window routine and scored against labels at original
   resolution; metrics are logged as ``val/<benchmark>/mIoU`` etc.
+  Each evaluation step returns its predictions (:class:`EvalBatchOutput`) for callbacks: label PNGs
+  (:class:`mrovseg.eval_callbacks.PredictionWriter`) and W&B overlays
+  (:class:`mrovseg.wandb_logging.WandbEvalLogger`).
 * Text embeddings are computed once per vocabulary (``CLIPBackbone.encode_vocabulary`` caches).
-* Checkpoints hold the trained parameters only: the frozen CLIP weights come from the CLIP
-  config (tag or file) and are re-inserted on load; the CLIP identity is stored and checked.
+* Checkpoints hold the trained parameters only (format: :mod:`mrovseg.checkpoint`): the frozen CLIP
+  weights come from the CLIP config (tag or file) and are re-inserted on load; the CLIP identity is
+  stored and checked.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from torch import nn
 
+from mrovseg import checkpoint as ckpt_format
 from mrovseg.constants import IGNORE_INDEX
 from mrovseg.metrics import SegMetrics, per_class_iou_dict
 from mrovseg.model.criterion import SetCriterion, targets_from_semantic
 from mrovseg.model.dense_clip import DenseCLIP
 from mrovseg.model.inference import sliding_window, upsample_argmax
 from mrovseg.model.mrovseg import MROVSeg
-from mrovseg.speed import adamw_options
+from mrovseg.optim import ClosedFormPolynomialLR, decay_groups
+from mrovseg.speed import optimizer_options
 
 log = logging.getLogger(__name__)
-NO_DECAY_KEYWORDS = ("queries", "query_pos", "void_embed", "pos_embed", "norm")
+
+#: The paper's optimisation (DESIGN.md): AdamW, lr 2e-4, weight decay 1e-4, poly decay with power 0.9.
+DEFAULT_OPTIMIZER = partial(torch.optim.AdamW, lr=2e-4, weight_decay=1e-4)
+DEFAULT_SCHEDULER = partial(ClosedFormPolynomialLR, power=0.9)
 
 
 @dataclass
@@ -45,13 +53,16 @@ class Benchmark:
     seen_classes: list[int] | None = None
 
 
-def save_label_png(path: Path, labels: np.ndarray, num_classes: int) -> None:
-    """Writes a label map as PNG: uint8 when K ≤ 255 (so 255 stays free), else uint16."""
-    from PIL import Image
+@dataclass
+class EvalBatchOutput:
+    """What an evaluation step returns for callbacks: the benchmark and, per image, the inputs and the
+    predicted labels at the label's resolution (tensors on the module's device)."""
 
-    dtype = np.uint8 if num_classes <= 255 else np.uint16
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(labels.astype(dtype)).save(path)
+    benchmark: Benchmark
+    names: list[str] = field(default_factory=list)
+    images: list[torch.Tensor] = field(default_factory=list)
+    preds: list[torch.Tensor] = field(default_factory=list)
+    labels: list[torch.Tensor] = field(default_factory=list)
 
 
 class MROVSegModule(L.LightningModule):
@@ -61,16 +72,13 @@ class MROVSegModule(L.LightningModule):
         model: the segmentation network.
         criterion: the set-prediction loss.
         templates: prompt templates (each with ``{}``) used for every vocabulary.
-        lr: AdamW base learning rate (2e-4).
-        weight_decay: AdamW weight decay (1e-4), not applied to norms, biases, embeddings, queries.
-        poly_power: power of the per-step polynomial decay (0.9).
-        betas: AdamW betas.
+        optimizer: ``params -> Optimizer`` (a ``_partial_`` config; default AdamW, lr 2e-4, weight
+            decay 1e-4). Its weight decay is not applied to norms, biases, embeddings and queries.
+        scheduler: ``(optimizer, total_iters) -> LR scheduler`` stepped every training step
+            (a ``_partial_`` config; default the poly decay ``(1 - step / total) ** 0.9``).
         window: sliding-window side at evaluation (the train crop).
         window_overlap: overlap fraction of neighbouring windows.
         window_batch: windows per forward at evaluation.
-        num_log_images: validation overlays logged per benchmark (W&B only).
-        prediction_dir: if set, test predictions are written there as
-            ``<benchmark>/<image stem>.png``.
     """
 
     def __init__(
@@ -78,26 +86,25 @@ class MROVSegModule(L.LightningModule):
         model: MROVSeg | DenseCLIP,
         criterion: SetCriterion,
         templates: Sequence[str] = ("a photo of a {}.",),
-        lr: float = 2e-4,
-        weight_decay: float = 1e-4,
-        poly_power: float = 0.9,
-        betas: tuple[float, float] = (0.9, 0.999),
+        optimizer: Callable[..., torch.optim.Optimizer] = DEFAULT_OPTIMIZER,
+        scheduler: Callable[..., Any] = DEFAULT_SCHEDULER,
         window: int = 640,
         window_overlap: float = 1 / 3,
         window_batch: int = 4,
-        num_log_images: int = 4,
-        prediction_dir: str | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["model", "criterion"])
+        # plain data only in hparams (resuming loads checkpoints with weights_only=True); the optimizer
+        # and schedule configs are in the checkpoint's build config (mrovseg.checkpoint)
+        self.save_hyperparameters(ignore=["model", "criterion", "optimizer", "scheduler"])
         self.model = model
         self.criterion = criterion
+        self.make_optimizer = optimizer
+        self.make_scheduler = scheduler
         self.templates = list(templates)
         self.train_class_names: list[str] | None = None
         self.benchmarks: list[Benchmark] = []
         self.metrics = nn.ModuleDict()
         self.results: dict[str, dict[str, dict[str, Any]]] = {}
-        self._log_samples: dict[str, list] = {}
         self.build_config: dict[str, Any] | None = None  # set by mrovseg.checkpoint.build_module
 
     # ------------------------------------------------------------------ setup
@@ -152,8 +159,11 @@ class MROVSegModule(L.LightningModule):
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def predict_scores(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """Per-class scores ``(K, h, w)`` of one image ``(3, h, w)`` by sliding windows."""
+    def predict_scores(
+        self, image: torch.Tensor, text: torch.Tensor, window_batch: int | None = None
+    ) -> torch.Tensor:
+        """Per-class scores ``(K, h, w)`` of one image ``(3, h, w)`` by sliding windows
+        (``window_batch`` windows per forward; None: the module's)."""
 
         hp = self.hparams
         return sliding_window(
@@ -161,10 +171,10 @@ class MROVSegModule(L.LightningModule):
             image,
             hp.window,
             hp.window_overlap,
-            hp.window_batch,
+            window_batch if window_batch is not None else hp.window_batch,
         )
 
-    def _eval_step(self, batch: dict[str, Any], dataloader_idx: int, stage: str) -> None:
+    def _eval_step(self, batch: dict[str, Any], dataloader_idx: int) -> EvalBatchOutput:
         bench = self.benchmarks[dataloader_idx]
         text = self.text_embeddings(bench.class_names)
         metric: SegMetrics = self.metrics[bench.name]
@@ -172,25 +182,26 @@ class MROVSegModule(L.LightningModule):
         if regions_in_batch != metric.region_names and not metric.update_called:
             # samples carry named regions (e.g. "small" objects): score them too
             metric = self.metrics[bench.name] = self._new_metric(bench, regions_in_batch).to(self.device)
+        out = EvalBatchOutput(bench)
         for i in range(batch["image"].shape[0]):
             label = batch["label"][i]
             scores = self.predict_scores(batch["image"][i], text)
             pred = upsample_argmax(scores, tuple(label.shape))
             regions = {k: v[i : i + 1] for k, v in batch.get("regions", {}).items()}
             metric.update(pred[None], label[None], regions or None)
-            if stage == "test" and self.hparams.prediction_dir:
-                name = batch["name"][i]
-                out = Path(self.hparams.prediction_dir) / bench.name / f"{name}.png"
-                save_label_png(out, pred.cpu().numpy(), len(bench.class_names))
-            samples = self._log_samples.setdefault(bench.name, [])
-            if stage == "val" and len(samples) < self.hparams.num_log_images:
-                samples.append((batch["image"][i].cpu(), pred.cpu(), label.cpu()))
+            out.names.append(str(batch["name"][i]) if "name" in batch else str(i))
+            out.images.append(batch["image"][i])
+            out.preds.append(pred)
+            out.labels.append(label)
+        return out
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._eval_step(batch, dataloader_idx, "val")
+    def validation_step(
+        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
+    ) -> EvalBatchOutput:
+        return self._eval_step(batch, dataloader_idx)
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._eval_step(batch, dataloader_idx, "test")
+    def test_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> EvalBatchOutput:
+        return self._eval_step(batch, dataloader_idx)
 
     def _eval_epoch_end(self, stage: str) -> None:
         for bench in self.benchmarks:
@@ -208,9 +219,7 @@ class MROVSegModule(L.LightningModule):
                 entry["per_class_iou"] = per_class_iou_dict(res, bench.class_names)
                 entry["num_images"] = int(res["num_images"])
                 self.results.setdefault(stage, {})[bench.name] = entry
-                self._log_to_wandb(stage, bench, entry)
             metric.reset()
-        self._log_samples.clear()
 
     def on_validation_epoch_end(self) -> None:
         self._eval_epoch_end("val")
@@ -218,90 +227,20 @@ class MROVSegModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")
 
-    def _log_to_wandb(self, stage: str, bench: Benchmark, entry: dict[str, Any]) -> None:
-        from mrovseg.wandb_logging import log_eval_to_wandb
-
-        log_eval_to_wandb(
-            self.loggers, stage, bench.name, bench.class_names, entry, self._log_samples.get(bench.name, [])
-        )
-
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> dict[str, Any]:
-        decay, no_decay = [], []
-        for name, param in self.model.named_parameters():
-            if not param.requires_grad or name.startswith("backbone."):
-                continue
-            if param.ndim <= 1 or any(k in name for k in NO_DECAY_KEYWORDS):
-                no_decay.append(param)
-            else:
-                decay.append(param)
-        hp = self.hparams
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=hp.lr,
-            betas=tuple(hp.betas),
-            **adamw_options(decay + no_decay),  # fused on CUDA (mrovseg.speed)
-        )
+        groups = decay_groups(self.model)
+        optimizer = self.make_optimizer(
+            groups, **optimizer_options(self.make_optimizer, groups)
+        )  # fused on CUDA
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        power = hp.poly_power
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: max(0.0, 1.0 - min(step, total) / total) ** power
-        )
+        scheduler = self.make_scheduler(optimizer, total_iters=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ------------------------------------------------------------------ checkpoints without CLIP
-    def _clip_identity(self) -> dict[str, Any]:
-        bb = self.model.backbone
-        return {
-            "model_name": bb.model_name,
-            "pretrained": str(bb.pretrained),
-            "width": bb.width,
-            "depth": bb.depth,
-        }
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint["state_dict"]
-        for key in [k for k in state if k.startswith("model.backbone.")]:
-            del state[key]
-        checkpoint["mrovseg_clip"] = self._clip_identity()
-        if self.build_config is not None:
-            checkpoint["mrovseg_config"] = self.build_config
+        ckpt_format.drop_clip_weights(checkpoint, self)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        check_checkpoint_compatible(self, checkpoint)
-        state = checkpoint["state_dict"]
-        for key, value in self.model.backbone.state_dict().items():
-            state[f"model.backbone.{key}"] = value
-
-
-def check_checkpoint_compatible(
-    module: MROVSegModule, checkpoint: dict[str, Any], source: str = "checkpoint"
-) -> None:
-    """Raises a clear error if a checkpoint's CLIP or architecture differs from ``module``'s."""
-    clip = checkpoint.get("mrovseg_clip")
-    mine = module._clip_identity()
-    if clip is not None and (clip["model_name"], clip["width"], clip["depth"]) != (
-        mine["model_name"],
-        mine["width"],
-        mine["depth"],
-    ):
-        raise ValueError(
-            f"The {source} was trained with CLIP {clip['model_name']} (width {clip['width']}, depth {clip['depth']}) "
-            f"but the config builds {mine['model_name']} (width {mine['width']}, depth {mine['depth']}). "
-            "Use the same experiment/clip config as for training."
-        )
-    expected = {k: v.shape for k, v in module.state_dict().items() if not k.startswith("model.backbone.")}
-    got = {k: v.shape for k, v in checkpoint["state_dict"].items() if not k.startswith("model.backbone.")}
-    missing = sorted(set(expected) - set(got))
-    unexpected = sorted(set(got) - set(expected))
-    mismatched = sorted(k for k in set(expected) & set(got) if tuple(expected[k]) != tuple(got[k]))
-    if missing or unexpected or mismatched:
-        lines = [f"The {source} does not match the configured architecture:"]
-        if missing:
-            lines.append(f"  missing keys ({len(missing)}): {', '.join(missing[:20])}")
-        if unexpected:
-            lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected[:20])}")
-        for k in mismatched[:20]:
-            lines.append(f"  shape mismatch {k}: checkpoint {tuple(got[k])} vs model {tuple(expected[k])}")
-        lines.append("Use the experiment/model config the checkpoint was trained with.")
-        raise ValueError("\n".join(lines))
+        ckpt_format.check_compatible(self, checkpoint)
+        ckpt_format.restore_clip_weights(checkpoint["state_dict"], self)

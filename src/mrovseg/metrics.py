@@ -39,6 +39,11 @@ def _bincount(x: Tensor, minlength: int) -> Tensor:
     return torch.bincount(x, minlength=minlength)
 
 
+#: The scalar metrics of a benchmark, in the order they are printed and tabulated (``small`` is the
+#: region of the toy world; other regions give ``<region>_mIoU``).
+SUMMARY_KEYS: tuple[str, ...] = ("mIoU", "base_mIoU", "novel_mIoU", "hIoU", "small_mIoU", "pixel_acc")
+
+
 def iou_from_confmat(confmat: Tensor) -> Tensor:
     """Per-class IoU (fraction) from a confusion matrix ``(K, K)`` (rows: target, columns: prediction).
 

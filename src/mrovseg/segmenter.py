@@ -34,15 +34,16 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from mrovseg.constants import DEFAULT_EVAL_SHORT_SIDE
 from mrovseg.data.image_io import array_to_uint8_rgb, load_image, to_uint8_rgb
 from mrovseg.data.transforms import resize_short_side
+from mrovseg.data.vocabularies import resolve_vocabulary
 from mrovseg.model.inference import upsample_argmax
 
 __all__ = [
@@ -61,62 +62,11 @@ log = logging.getLogger(__name__)
 #: works in row bands); the row count is chosen so a band stays near this whatever K and W are.
 BAND_BYTES = 16 * 2**20
 
-#: What :meth:`Segmenter.seg` accepts: a path, a PIL image or a numpy array (channels last).
+#: What :meth:`Segmenter.segment` accepts: a path, a PIL image or a numpy array (channels last).
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]  # noqa: UP007  (a runtime alias)
 
 
 # ---------------------------------------------------------------------------------------- inputs
-def resolve_vocabulary(vocabulary: str | os.PathLike | Sequence[str]) -> list[str]:
-    """Turns a vocabulary argument into a list of class names.
-
-    Args:
-        vocabulary: A list of class names (each may carry comma-separated synonyms, ``"sofa, couch"``);
-            or the name of a benchmark vocabulary (``coco_stuff``, ``ade150``, ``ade847``, ``pc59``,
-            ``pc459``, ``voc20``, ``cityscapes``) or ``toy`` (the default experiment's world: background
-            + 6 colours × 5 shapes); or a ``.txt`` file with one class name per line (``#`` comments).
-
-    Raises:
-        ValueError: The vocabulary is empty, has an empty or duplicated entry, or is a string that
-            names no known vocabulary or file.
-    """
-    from mrovseg.data.vocabularies import VOCABULARIES, get_vocabulary, split_synonyms
-
-    if isinstance(vocabulary, (str, os.PathLike)):
-        name = str(vocabulary).strip()
-        path = Path(name).expanduser()
-        if name == "toy":
-            from mrovseg.data.synthetic import ToyWorld
-
-            names = list(ToyWorld().class_names)
-        elif name in VOCABULARIES:
-            names = get_vocabulary(name)
-        elif path.suffix.lower() == ".txt" and path.is_file():
-            lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
-            names = [line for line in lines if line]
-        else:
-            known = ", ".join(sorted([*VOCABULARIES, "toy"]))
-            raise ValueError(
-                f"Unknown vocabulary {name!r}. Pass a list of class names, e.g. "
-                f'vocabulary=[cat,"sofa, couch"] (Python: vocabulary=["cat", "sofa, couch"]), '
-                f"a .txt file with one class per line, or one of: {known}."
-            )
-    else:
-        names = [str(n).strip() for n in vocabulary]
-    if not names:
-        raise ValueError(
-            'The vocabulary is empty: give at least one class name, e.g. vocabulary=[cat,"sofa, couch"].'
-        )
-    for i, n in enumerate(names):
-        if not split_synonyms(n):
-            raise ValueError(f"Vocabulary entry {i} is empty ({n!r}); every class needs a name.")
-    seen: dict[str, int] = {}
-    for i, n in enumerate(names):
-        if n in seen:
-            raise ValueError(f"Class {n!r} appears twice in the vocabulary (entries {seen[n]} and {i}).")
-        seen[n] = i
-    return names
-
-
 def to_rgb(image: ImageInput) -> np.ndarray:
     """Converts any accepted image input to ``uint8 (H, W, 3)`` RGB (see the module docstring).
 
@@ -220,7 +170,7 @@ class Segmenter:
         self,
         module: Any,
         device: str | torch.device = "cpu",
-        short_side: int | None = 640,
+        short_side: int | None = DEFAULT_EVAL_SHORT_SIDE,
         window_batch: int | None = None,
     ) -> None:
         if short_side is not None and int(short_side) < 1:
@@ -228,8 +178,7 @@ class Segmenter:
         self.device = resolve_device(device)
         self.module = module.to(self.device).eval()
         self.short_side = int(short_side) if short_side is not None else None
-        if window_batch is not None:
-            self.module.hparams.window_batch = int(window_batch)
+        self.window_batch = int(window_batch) if window_batch is not None else None
 
     @classmethod
     def from_checkpoint(
@@ -260,7 +209,7 @@ class Segmenter:
             FileNotFoundError: The checkpoint does not exist.
             ValueError: The file is not an mrovseg checkpoint, or its CLIP differs from the requested one.
         """
-        from mrovseg.checkpoint import load_module, stored_short_side
+        from mrovseg.checkpoint import check_clip_matches, load_module, stored_short_side
 
         device = resolve_device(device)  # fail on an unavailable GPU before reading anything
         overrides = dict(clip_overrides or {})
@@ -295,7 +244,7 @@ class Segmenter:
         return x.float().div_(255.0)
 
     @torch.no_grad()
-    def seg(
+    def segment(
         self, image: ImageInput, vocabulary: str | Sequence[str], return_scores: bool = True
     ) -> SegmentationResult:
         """Segments one image.
@@ -316,7 +265,7 @@ class Segmenter:
         t_prepare = time.perf_counter()
         names, text = self.text_embeddings(vocabulary)
         t_text = time.perf_counter()
-        scores = self.module.predict_scores(x, text)  # (K, h, w)
+        scores = self.module.predict_scores(x, text, window_batch=self.window_batch)  # (K, h, w)
         self._sync()
         t_infer = time.perf_counter()
         h, w = rgb.shape[:2]
@@ -344,29 +293,8 @@ class Segmenter:
             timing=timing,
         )
 
-    __call__ = seg
+    __call__ = segment
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-
-
-def check_clip_matches(path: str | os.PathLike, model_name: str) -> None:
-    """Raises a clear error when the checkpoint's CLIP is not ``model_name`` (before building anything).
-
-    Raises:
-        FileNotFoundError: The checkpoint does not exist.
-        ValueError: The checkpoint was trained with another CLIP.
-    """
-    from mrovseg.checkpoint import CONFIG_KEY, read_checkpoint
-
-    ckpt = read_checkpoint(path)
-    stored = (ckpt.get("mrovseg_clip") or {}).get("model_name")
-    if stored is None:
-        stored = ((ckpt.get(CONFIG_KEY) or {}).get("clip") or {}).get("model_name")
-    if stored is not None and stored != model_name:
-        raise ValueError(
-            f"The checkpoint {path} was trained with CLIP {stored}, but CLIP {model_name} was requested "
-            f"(clip=... override). Leave out the clip group to use the checkpoint's CLIP; to load its "
-            f"weights from a file pass clip.pretrained=/path/to/weights."
-        )

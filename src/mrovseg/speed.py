@@ -13,7 +13,7 @@ The adapter's activation checkpointing lives in ``mrovseg.model.adapter`` (``mod
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -48,3 +48,13 @@ def adamw_options(params: Iterable[torch.Tensor]) -> dict[str, Any]:
     params = list(params)
     on_cuda = bool(params) and all(p.is_cuda and p.is_floating_point() for p in params)
     return {"fused": True} if on_cuda else {}
+
+
+def optimizer_options(factory: Callable[..., Any], groups: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``adamw_options`` for a ``module.optimizer`` partial of AdamW or Adam that does not set
+    ``fused`` / ``foreach`` itself; nothing for any other optimizer."""
+    func = getattr(factory, "func", factory)
+    keywords = getattr(factory, "keywords", {}) or {}
+    if func not in (torch.optim.AdamW, torch.optim.Adam) or {"fused", "foreach"} & set(keywords):
+        return {}
+    return adamw_options(p for group in groups for p in group["params"])

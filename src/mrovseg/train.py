@@ -13,7 +13,7 @@ from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from mrovseg.config import CONF_DIR
 
@@ -22,41 +22,24 @@ log = logging.getLogger(__name__)
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
     """Instantiates the datamodule and the LightningModule (CLIP → model → loss → module)."""
+    from mrovseg.check_data import check_before_training
     from mrovseg.checkpoint import build_config_of, build_module
 
     # plain lists, not ListConfig, in the datamodule's hparams: checkpoints must load with
     # torch.load(weights_only=True), which Lightning uses to resume (ckpt_path=last)
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    check_before_training(cfg, datamodule)  # data=custom: the dataset check's fast part, before any work
     module = build_module(build_config_of(cfg))
     return datamodule, module
 
 
-def make_trainer(cfg: DictConfig) -> L.Trainer:
-    from mrovseg.utils import instantiate_group, log_config
-
-    callbacks = instantiate_group(cfg.get("callbacks"))
-    if not cfg.trainer.get("enable_progress_bar", True):  # e.g. logs to a file: no bar at all
-        from lightning.pytorch.callbacks import ProgressBar
-
-        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
-    loggers = instantiate_group(cfg.get("logger"))
-    trainer_cfg: Any = cfg.trainer
-    if "compile" in trainer_cfg:  # ours (mrovseg.speed), not a Trainer argument
-        trainer_cfg = {
-            k: v for k, v in OmegaConf.to_container(trainer_cfg, resolve=True).items() if k != "compile"
-        }
-    trainer = hydra.utils.instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False)
-    log_config(cfg, loggers)
-    return trainer
-
-
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Runs training (and the final evaluation) for a composed config; returns the results."""
-    from mrovseg.utils import write_metrics
+    from mrovseg.utils import make_trainer, write_metrics
 
     L.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg)
-    if cfg.trainer.get("compile"):
+    if cfg.trainer.get("compile"):  # mrovseg.speed: the trainable parts, in place
         from mrovseg.speed import compile_trainable
 
         log.info("torch.compile: %s", ", ".join(compile_trainable(module.model)))

@@ -3,7 +3,9 @@
 Losses, the learning rate and per-benchmark scalars reach W&B through Lightning's
 ``WandbLogger`` like every other logger; this module adds what only W&B shows: a table of the
 per-class IoU and images with W&B's interactive mask overlay (prediction and ground truth).
-Other loggers are ignored, so nothing here runs unless ``logger=wandb``.
+Other loggers are ignored, so nothing here runs unless ``logger=wandb``. :class:`WandbEvalLogger` is
+the Lightning callback (``conf/callbacks/default.yaml``) that collects the overlays during validation
+and logs both after each validation and test epoch.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
 
 from mrovseg.constants import IGNORE_INDEX
+from mrovseg.data.vocabularies import split_synonyms
 
 
 def _wandb_loggers(loggers: Sequence[Any]) -> list[Any]:
@@ -44,7 +48,7 @@ def overlay_payload(
     k = len(class_names)
     gt = fit(label)
     gt = np.where(gt == IGNORE_INDEX, k, gt)
-    labels = {i: str(n).split(",")[0] for i, n in enumerate(class_names)}
+    labels = {i: (split_synonyms(str(n)) or [str(n)])[0] for i, n in enumerate(class_names)}
     labels[k] = "ignore"
     return {
         "data_or_path": img,
@@ -76,3 +80,53 @@ def log_eval_to_wandb(
         if images:
             payload[f"{stage}/{benchmark}/overlays"] = images
         lg.experiment.log(payload)
+
+
+class WandbEvalLogger(L.Callback):
+    """Logs the per-class IoU table of every benchmark after each validation and test epoch, and the
+    overlays of the first ``num_images`` validation images of each benchmark, to every W&B logger.
+
+    Args:
+        num_images: Validation overlays logged per benchmark.
+    """
+
+    def __init__(self, num_images: int = 4) -> None:
+        self.num_images = num_images
+        self.samples: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
+
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: Any,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if not _wandb_loggers(trainer.loggers) or trainer.sanity_checking:
+            return
+        samples = self.samples.setdefault(outputs.benchmark.name, [])
+        for image, pred, label in zip(outputs.images, outputs.preds, outputs.labels):
+            if len(samples) < self.num_images:
+                samples.append((image.cpu(), pred.cpu(), label.cpu()))
+
+    def _log(self, trainer: L.Trainer, pl_module: Any, stage: str) -> None:
+        if not trainer.sanity_checking:
+            for bench in pl_module.benchmarks:
+                entry = pl_module.results.get(stage, {}).get(bench.name)
+                if entry is not None:
+                    log_eval_to_wandb(
+                        trainer.loggers,
+                        stage,
+                        bench.name,
+                        bench.class_names,
+                        entry,
+                        self.samples.get(bench.name, []),
+                    )
+        self.samples.clear()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self._log(trainer, pl_module, "val")
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self._log(trainer, pl_module, "test")

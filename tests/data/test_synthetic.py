@@ -212,6 +212,19 @@ def test_small_region_is_small_objects_dilated_by_the_margin() -> None:
     assert not small_region(instances, [small, large], 7.9, 2).any()
 
 
+def test_small_region_dilation_at_the_image_border_matches_a_box_reference() -> None:
+    rng = np.random.default_rng(3)
+    objects = [SceneObject(j + 1, "circle", (1, 0, 0), cx=0.0, cy=0.0, diameter=4.0) for j in range(3)]
+    instances = rng.integers(0, 12, size=(9, 11))  # ids 1-3 small, scattered, touching every border
+    instances[0, 0] = instances[-1, -1] = 1
+    for margin in (1, 2, 3):
+        region = small_region(instances, objects, small_diameter=8.0, margin=margin)
+        expected = np.zeros(instances.shape, bool)
+        for y, x in zip(*np.nonzero(np.isin(instances, [1, 2, 3]))):
+            expected[max(y - margin, 0) : y + margin + 1, max(x - margin, 0) : x + margin + 1] = True
+        np.testing.assert_array_equal(region, expected)
+
+
 def test_scene_small_region_follows_its_config() -> None:
     cfg = SceneConfig(small_diameter=8.0, small_margin=1)
     found = 0

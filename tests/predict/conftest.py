@@ -104,7 +104,7 @@ def varied_vocab(segmenter) -> list[str]:
 
     image = toy_image(0)
     for pair in combinations(ToyWorld().class_names, 2):
-        counts = segmenter.seg(image, list(pair), return_scores=False).pixel_counts
+        counts = segmenter.segment(image, list(pair), return_scores=False).pixel_counts
         if counts.min() >= 0.05 * image.shape[0] * image.shape[1]:
             return list(pair)
     pytest.fail("no pair of toy class names splits toy_image(0): the tiny model's predictions are constant")

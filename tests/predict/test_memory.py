@@ -25,7 +25,7 @@ PROBE = """
 import json, resource, sys
 import numpy as np, torch
 from pathlib import Path
-from mrovseg.predict import write_outputs
+from mrovseg.prediction_outputs import write_outputs
 from mrovseg.segmenter import Segmenter
 
 torch.set_num_threads(1)
@@ -36,7 +36,7 @@ big = np.random.default_rng(0).integers(0, 256, (2000, 3000, 3), dtype=np.uint8)
 small = np.ascontiguousarray(big[::10, ::10])
 peaks = {}
 for name, image in (("small", small), ("small_again", small), ("big", big)):
-    result = seg.seg(image, vocab, return_scores=False)
+    result = seg.segment(image, vocab, return_scores=False)
     assert result.working_size == (128, 192) and result.labels.shape == image.shape[:2]
     write_outputs(result, out, name)
     del result

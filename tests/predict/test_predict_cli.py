@@ -16,16 +16,11 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from mrovseg.constants import REPO_ROOT
+from mrovseg.data.image_files import output_stems, resolve_inputs
 from mrovseg.data.image_io import load_image, load_label
-from mrovseg.predict import (
-    atomic_write,
-    blend,
-    clip_overrides_of,
-    output_stems,
-    palette,
-    predict,
-    resolve_inputs,
-)
+from mrovseg.overlay import blend, palette
+from mrovseg.predict import clip_overrides_of, predict
+from mrovseg.prediction_outputs import atomic_write
 from mrovseg.segmenter import Segmenter
 from tests.predict.conftest import toy_image
 
@@ -98,7 +93,7 @@ def test_cli_folder_with_a_corrupt_file(
     seg = Segmenter.from_checkpoint(tiny_ckpt, short_side=None)
     for stem, name in (("scene_a", "scene_a.png"), ("scene_b", "scene_b.jpg")):
         meta = check_outputs(out, stem, image_dir / name, varied_vocab)
-        api = seg.seg(image_dir / name, varied_vocab)
+        api = seg.segment(image_dir / name, varied_vocab)
         assert np.array_equal(api.labels, load_label(out / f"{stem}_labels.png")), stem
         assert np.allclose(api.class_scores, meta["class_scores"], rtol=1e-5, atol=1e-7), stem
     assert len(json.loads((out / "scene_a.json").read_text())["legend"]) == 2  # toy_image(0) has both
@@ -192,7 +187,7 @@ def test_a_failing_image_keeps_earlier_files(
     out = Path(cfg.output_dir)
     assert predict(cfg).ok == ["scene_a", "scene_b"]
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    import mrovseg.predict as predict_module
+    import mrovseg.prediction_outputs as predict_module
 
     original = predict_module.render_overlay
     calls = []

@@ -11,8 +11,8 @@ from PIL import Image
 
 from mrovseg.data.image_io import ImageReadError, array_to_uint8_rgb
 from mrovseg.data.synthetic import ToyWorld
-from mrovseg.data.vocabularies import ADE_150
-from mrovseg.segmenter import Segmenter, resolve_device, resolve_vocabulary, to_rgb
+from mrovseg.data.vocabularies import ADE_150, resolve_vocabulary
+from mrovseg.segmenter import Segmenter, resolve_device, to_rgb
 from tests.predict.conftest import toy_image
 
 VOCAB = ["background", "red circle", "green square", "blue, navy triangle"]
@@ -82,7 +82,7 @@ def test_resolve_device() -> None:
 # ------------------------------------------------------------------ segmentation
 def test_seg_result_contents(segmenter: Segmenter, varied_vocab: list[str]) -> None:
     image = toy_image(0)
-    res = segmenter.seg(image, varied_vocab)
+    res = segmenter.segment(image, varied_vocab)
     k = len(varied_vocab)
     assert res.labels.shape == image.shape[:2] and res.labels.dtype == np.int64
     assert res.labels.min() >= 0 and res.labels.max() < k
@@ -99,19 +99,19 @@ def test_seg_result_contents(segmenter: Segmenter, varied_vocab: list[str]) -> N
     assert sum(e.share for e in legend) == pytest.approx(1.0)
     assert set(res.timing) == {"prepare", "text", "inference", "upsample", "total"}
     assert all(v >= 0 for v in res.timing.values())
-    assert segmenter.seg(image, varied_vocab, return_scores=False).scores is None
+    assert segmenter.segment(image, varied_vocab, return_scores=False).scores is None
 
 
 @pytest.mark.parametrize("size", [(37, 50), (64, 64), (130, 70)])
 def test_any_size_gives_labels_at_original_resolution(segmenter: Segmenter, size: tuple[int, int]) -> None:
     image = toy_image(2, *size)  # smaller than, equal to and larger than the 64² window
-    res = segmenter.seg(image, VOCAB, return_scores=False)
+    res = segmenter.segment(image, VOCAB, return_scores=False)
     assert res.labels.shape == size and res.working_size == size
 
 
 def test_short_side_resizes_the_working_image_only(tiny_ckpt: Path, varied_vocab: list[str]) -> None:
     seg = Segmenter.from_checkpoint(tiny_ckpt, short_side=48)
-    res = seg.seg(toy_image(0), varied_vocab)
+    res = seg.segment(toy_image(0), varied_vocab)
     assert res.working_size == (48, 64) and res.scores.shape == (2, 48, 64)
     assert res.labels.shape == (96, 128) and res.labels.max() < 2
     # labels are the argmax of the scores resized to the original resolution
@@ -122,7 +122,7 @@ def test_short_side_resizes_the_working_image_only(tiny_ckpt: Path, varied_vocab
 def test_inputs_of_every_kind_agree(segmenter: Segmenter, tmp_path: Path) -> None:
     rgb = toy_image(3, 72, 90)
     Image.fromarray(rgb).save(tmp_path / "x.png")
-    ref = segmenter.seg(rgb, VOCAB).scores  # scores, not just labels: exact agreement of the whole map
+    ref = segmenter.segment(rgb, VOCAB).scores  # scores, not just labels: exact agreement of the whole map
     variants = {
         "path": tmp_path / "x.png",
         "str path": str(tmp_path / "x.png"),
@@ -133,13 +133,15 @@ def test_inputs_of_every_kind_agree(segmenter: Segmenter, tmp_path: Path) -> Non
         "float": rgb.astype(np.float32) / 255.0,
     }
     for name, image in variants.items():
-        assert np.array_equal(segmenter.seg(image, VOCAB).scores, ref), name
-    assert not np.array_equal(segmenter.seg(rgb[::-1].copy(), VOCAB).scores, ref)  # the scores see the image
+        assert np.array_equal(segmenter.segment(image, VOCAB).scores, ref), name
+    assert not np.array_equal(
+        segmenter.segment(rgb[::-1].copy(), VOCAB).scores, ref
+    )  # the scores see the image
     gray = rgb[..., 1]
     Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "g16.png")  # 16-bit grayscale file
-    gray_ref = segmenter.seg(gray, VOCAB).scores
-    assert np.array_equal(segmenter.seg(tmp_path / "g16.png", VOCAB).scores, gray_ref)
-    assert np.array_equal(segmenter.seg(Image.fromarray(gray), VOCAB).scores, gray_ref)
+    gray_ref = segmenter.segment(gray, VOCAB).scores
+    assert np.array_equal(segmenter.segment(tmp_path / "g16.png", VOCAB).scores, gray_ref)
+    assert np.array_equal(segmenter.segment(Image.fromarray(gray), VOCAB).scores, gray_ref)
 
 
 def test_exif_orientation_is_honoured(segmenter: Segmenter, tmp_path: Path) -> None:
@@ -148,11 +150,11 @@ def test_exif_orientation_is_honoured(segmenter: Segmenter, tmp_path: Path) -> N
     exif[0x0112] = 6  # stored pixels must be rotated 90° clockwise for display
     Image.fromarray(rgb).save(tmp_path / "rotated.png", exif=exif)
     upright = np.ascontiguousarray(np.rot90(rgb, k=-1))  # what a viewer shows: (90, 60)
-    res = segmenter.seg(tmp_path / "rotated.png", VOCAB)
+    res = segmenter.segment(tmp_path / "rotated.png", VOCAB)
     assert res.labels.shape == (90, 60)
-    assert np.array_equal(res.scores, segmenter.seg(upright, VOCAB).scores)
+    assert np.array_equal(res.scores, segmenter.segment(upright, VOCAB).scores)
     with Image.open(tmp_path / "rotated.png") as pil:  # an opened PIL image is turned the same way
-        assert np.array_equal(segmenter.seg(pil, VOCAB).scores, res.scores)
+        assert np.array_equal(segmenter.segment(pil, VOCAB).scores, res.scores)
 
 
 def test_text_embeddings_are_computed_once_per_vocabulary(tiny_ckpt: Path) -> None:
@@ -167,13 +169,13 @@ def test_text_embeddings_are_computed_once_per_vocabulary(tiny_ckpt: Path) -> No
 
     clip.encode_text = counting
     image = toy_image(0, 40, 40)
-    first = seg.seg(image, ["cat", "dog"])
+    first = seg.segment(image, ["cat", "dog"])
     for _ in range(3):
-        again = seg.seg(image, ["cat", "dog"])
+        again = seg.segment(image, ["cat", "dog"])
     assert len(calls) == 1 and again.timing["text"] < first.timing["text"]
-    seg.seg(image, ["cat", "dog", "bird"])
+    seg.segment(image, ["cat", "dog", "bird"])
     assert len(calls) == 2
-    seg.seg(image, ["cat", "dog"])
+    seg.segment(image, ["cat", "dog"])
     assert len(calls) == 2
 
 

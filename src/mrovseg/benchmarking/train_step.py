@@ -3,7 +3,7 @@
 Forward through ``MROVSeg`` in train mode (deep supervision on), the experiment's full criterion
 (Hungarian matcher, uncertainty point sampling, CE + BCE + dice on the final and every auxiliary
 prediction), backward, gradient-norm clipping (``trainer.gradient_clip_val``) and AdamW over the
-trainable parameters (fused on CUDA, ``mrovseg.speed.adamw_options``). ``bf16`` runs forward and loss
+trainable parameters (the experiment's ``module.optimizer``; fused on CUDA, ``mrovseg.speed``). ``bf16`` runs forward and loss
 under bfloat16 autocast, as Lightning's ``bf16-mixed`` does. Inputs are random images and blocky
 random label maps of ``classes`` classes; text embeddings are random.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import hydra
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,7 +21,8 @@ from mrovseg.benchmarking.build import Built, random_text
 from mrovseg.benchmarking.timing import precision_context
 from mrovseg.model.criterion import SetCriterion, targets_from_semantic
 from mrovseg.model.mrovseg import MROVSeg
-from mrovseg.speed import adamw_options
+from mrovseg.optim import decay_groups
+from mrovseg.speed import optimizer_options
 
 
 def random_labels(batch: int, side: int, classes: int, seed: int = 0, cells: int = 4) -> torch.Tensor:
@@ -80,11 +82,9 @@ def make_train_step(
     """A ``TrainStep`` of ``built`` at ``batch`` crops of its side, on ``device`` (model moved there)."""
     device = torch.device(device)
     model = built.model.to(device).train()
-    params = model.trainable_parameters()
-    hp = built.cfg.module
-    optimizer = torch.optim.AdamW(
-        params, lr=float(hp.lr), weight_decay=float(hp.weight_decay), **adamw_options(params)
-    )
+    groups = decay_groups(model)
+    factory = hydra.utils.instantiate(built.cfg.module.optimizer)  # the experiment's AdamW partial
+    optimizer = factory(groups, **optimizer_options(factory, groups))
     g = torch.Generator().manual_seed(seed)
     images = torch.rand(batch, 3, built.side, built.side, generator=g).to(device)
     labels = random_labels(batch, built.side, classes, seed).to(device)

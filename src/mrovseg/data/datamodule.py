@@ -16,6 +16,7 @@ from pathlib import Path
 import lightning as L
 from torch.utils.data import DataLoader
 
+from mrovseg.constants import DEFAULT_EVAL_SHORT_SIDE
 from mrovseg.data.benchmarks import BenchmarkInfo, get_benchmark
 from mrovseg.data.datasets import SemanticSegDataset
 from mrovseg.data.transforms import EvalTransform, TrainTransform
@@ -60,7 +61,7 @@ class OVSegDataModule(L.LightningDataModule):
         scale_relative_to_image: bool = False,
         hflip_prob: float = 0.5,
         photometric: bool = True,
-        eval_short_side: int = 640,
+        eval_short_side: int = DEFAULT_EVAL_SHORT_SIDE,
         eval_max_long_side: int | None = None,
         batch_size: int = 8,
         eval_batch_size: int = 1,

@@ -5,6 +5,7 @@
 converted; the EXIF orientation of photographs is applied unless asked not to. ``load_label`` returns
 the label map as stored (``uint8`` PNG, palette indices of a ``P`` PNG, ``uint16`` PNG or TIFF).
 Both raise :class:`ImageReadError`, naming the file, when it is missing or not a readable image.
+``save_label_png`` writes predicted label maps (evaluation and prediction use it).
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["ImageReadError", "array_to_uint8_rgb", "load_image", "load_label", "to_uint8_rgb"]
+__all__ = [
+    "ImageReadError",
+    "array_to_uint8_rgb",
+    "load_image",
+    "load_label",
+    "save_label_png",
+    "to_uint8_rgb",
+]
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _GRAY_HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
@@ -155,3 +163,17 @@ def load_label(path: str | Path) -> np.ndarray:
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8)
     return arr
+
+
+def save_label_png(path: str | Path, labels: np.ndarray, num_classes: int) -> None:
+    """Writes a label map as PNG: uint8 when K ≤ 255 (so 255 stays free), else uint16.
+
+    Args:
+        path: Output file; its folder is created.
+        labels: ``(H, W)`` class indices in ``[0, num_classes)``.
+        num_classes: K, the vocabulary size (chooses the bit depth).
+    """
+    dtype = np.uint8 if num_classes <= 255 else np.uint16
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(labels.astype(dtype)).save(path)

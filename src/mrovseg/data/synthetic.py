@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.ndimage import binary_dilation
 
 #: Colour names and their RGB in [0, 1]; a world uses the first ``num_colours``.
 COLOURS: dict[str, tuple[float, float, float]] = {
@@ -240,13 +241,7 @@ def small_region(
     region = np.isin(instances, ids)
     if margin <= 0 or not region.any():
         return region
-    padded = np.pad(region, margin)
-    height, width = region.shape
-    out = np.zeros_like(region)
-    for dy in range(2 * margin + 1):
-        for dx in range(2 * margin + 1):
-            out |= padded[dy : dy + height, dx : dx + width]
-    return out
+    return binary_dilation(region, structure=np.ones((2 * margin + 1, 2 * margin + 1), dtype=bool))
 
 
 def render_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:

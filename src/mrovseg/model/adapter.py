@@ -83,14 +83,14 @@ class MultiResFusion(nn.Module):
         elif multires_fusion == "concat":
             self.merge = nn.Conv2d(2 * dim, dim, 1)
 
-    def forward(self, hr: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
-        """``hr`` ``(B, Dc, Gh, Gw)``, ``lr`` ``(B, Dc, gh, gw)`` → ``F`` ``(B, dim, Gh, Gw)``."""
-        size = hr.shape[-2:]
-        h = self.proj_hr(hr)
+    def forward(self, high_res: torch.Tensor, low_res: torch.Tensor) -> torch.Tensor:
+        """``high_res`` ``(B, Dc, Gh, Gw)``, ``low_res`` ``(B, Dc, gh, gw)`` → ``F`` ``(B, dim, Gh, Gw)``."""
+        size = high_res.shape[-2:]
+        h = self.proj_hr(high_res)
         detail = self.spatial(h)
         if self.multires_fusion == "none":
             return detail
-        g = self.proj_lr(lr)
+        g = self.proj_lr(low_res)
         if self.multires_fusion == "add":
             return detail + _up(g, size)
         if self.multires_fusion == "concat":
@@ -161,10 +161,12 @@ class MultiResAdapter(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.query_head = MLP(dim, dim, mask_dim, num_layers=3)  # MLP^Q, Eq. 3
 
-    def forward(self, hr: dict[int, torch.Tensor], lr: dict[int, torch.Tensor]) -> AdapterOutput:
-        """``hr[l]`` ``(B, Dc, Gh, Gw)`` and ``lr[l]`` ``(B, Dc, gh, gw)`` for l in {0} ∪ fusion_layers."""
-        fused = [fusion(hr[layer], lr[layer]) for fusion, layer in zip(self.fusions, self.fusion_layers)]
-        stem = self.stem_proj(hr[0])
+    def forward(self, high_res: dict[int, torch.Tensor], low_res: dict[int, torch.Tensor]) -> AdapterOutput:
+        """``high_res[l]`` ``(B, Dc, Gh, Gw)`` and ``low_res[l]`` ``(B, Dc, gh, gw)`` for l in {0} ∪ fusion_layers."""
+        fused = [
+            fusion(high_res[layer], low_res[layer]) for fusion, layer in zip(self.fusions, self.fusion_layers)
+        ]
+        stem = self.stem_proj(high_res[0])
         b, _, gh, gw = stem.shape
         n = self.num_queries
         x = torch.cat([self.queries.expand(b, -1, -1), rearrange(stem, "b d h w -> b (h w) d")], dim=1)

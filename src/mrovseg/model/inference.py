@@ -103,9 +103,9 @@ def upsample_argmax(scores: torch.Tensor, size: tuple[int, int], chunk_rows: int
     xlo, xhi, xf = _linear_weights(out_w, w, scores.device)
     labels = torch.empty(out_h, out_w, dtype=torch.long, device=scores.device)
     for y0 in range(0, out_h, chunk_rows):
-        sl = slice(y0, min(out_h, y0 + chunk_rows))
-        f = yf[sl].view(1, -1, 1)
-        rows = scores[:, ylo[sl]] * (1 - f) + scores[:, yhi[sl]] * f  # (K, rows, w)
+        band_rows = slice(y0, min(out_h, y0 + chunk_rows))
+        f = yf[band_rows].view(1, -1, 1)
+        rows = scores[:, ylo[band_rows]] * (1 - f) + scores[:, yhi[band_rows]] * f  # (K, rows, w)
         band = rows[..., xlo] * (1 - xf) + rows[..., xhi] * xf  # (K, rows, out_w)
-        labels[sl] = band.argmax(dim=0)
+        labels[band_rows] = band.argmax(dim=0)
     return labels

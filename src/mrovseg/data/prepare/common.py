@@ -12,7 +12,6 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -314,25 +313,16 @@ def prepare_paired_splits(
 
 
 def parallel_map(fn: Callable[[_J], _R], jobs: Sequence[_J], workers: int) -> list[_R]:
-    """``[fn(j) for j in jobs]``, in ``workers`` processes when ``workers > 1``; prints progress."""
-    results: list[_R] = []
-    step = max(1, len(jobs) // 20)
+    """``[fn(j) for j in jobs]``, in ``workers`` processes (``tqdm.contrib.concurrent.process_map``)
+    when ``workers > 1``; a progress bar on stderr for 200 jobs or more."""
+    from tqdm import tqdm
+    from tqdm.contrib.concurrent import process_map
+
+    bar = {"disable": len(jobs) < 200, "file": sys.stderr, "unit": "file"}
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            iterator: Iterable[_R] = pool.map(fn, jobs, chunksize=max(1, min(64, len(jobs) // (4 * workers))))
-            for i, res in enumerate(iterator, 1):
-                results.append(res)
-                _progress(i, len(jobs), step)
-    else:
-        for i, job in enumerate(jobs, 1):
-            results.append(fn(job))
-            _progress(i, len(jobs), step)
-    return results
-
-
-def _progress(i: int, total: int, step: int) -> None:
-    if total >= 200 and (i % step == 0 or i == total):
-        print(f"  {i}/{total}", file=sys.stderr, flush=True)
+        chunksize = max(1, min(64, len(jobs) // (4 * workers)))
+        return process_map(fn, jobs, max_workers=workers, chunksize=chunksize, **bar)
+    return [fn(job) for job in tqdm(jobs, **bar)]
 
 
 def base_parser(description: str, src_help: str, image_mode: bool = True) -> argparse.ArgumentParser:
