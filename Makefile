@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install train test test-slow test-all lint format bench bench-loader pretrain-toy-clip clean
+.PHONY: install train test test-slow test-all lint format bench bench-loader gpu-report profile-step pretrain-toy-clip clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ format: $(STAMP)
 
 bench: $(STAMP)             ## params / GFLOPs / latency of ViT-B/16 and ViT-L/14 (random weights)
 	$(PY) scripts/benchmark.py $(ARGS)
+
+gpu-report: $(STAMP)        ## the one-command GPU report (< 8 min on one GPU): outputs/gpu_report/gpu_report.{json,md}
+	$(PY) scripts/gpu_report.py $(ARGS)
+
+profile-step: $(STAMP)      ## CPU profile of one ViT-B/16 training step (ARGS="--report memory|compile" for the switches)
+	$(PY) scripts/profile_step.py $(ARGS)
 
 bench-loader: $(STAMP)
 	$(PY) scripts/bench_loader.py $(ARGS)

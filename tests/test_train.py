@@ -131,6 +131,7 @@ def test_resumed_run_continues_with_the_same_optimizer_and_scheduler(tmp_path: P
         "logger={}",
         "callbacks.model_checkpoint.monitor=null",
         "callbacks.model_checkpoint.every_n_train_steps=1",
+        "callbacks.latest_checkpoint.every_n_train_steps=1",
         "+callbacks.reseed._target_=tests.helpers.ReseedEachStep",
         "+callbacks.record._target_=tests.helpers.RecordTrainStart",
     ]

@@ -35,6 +35,7 @@ from mrovseg.model.dense_clip import DenseCLIP
 from mrovseg.model.inference import sliding_window, upsample_argmax
 from mrovseg.model.mrovseg import MROVSeg
 from mrovseg.optim import ClosedFormPolynomialLR, decay_groups
+from mrovseg.speed import optimizer_options
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +229,10 @@ class MROVSegModule(L.LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = self.make_optimizer(decay_groups(self.model))
+        groups = decay_groups(self.model)
+        optimizer = self.make_optimizer(
+            groups, **optimizer_options(self.make_optimizer, groups)
+        )  # fused on CUDA
         total = max(1, int(self.trainer.estimated_stepping_batches))
         scheduler = self.make_scheduler(optimizer, total_iters=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -39,6 +39,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     L.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg)
+    if cfg.trainer.get("compile"):  # mrovseg.speed: the trainable parts, in place
+        from mrovseg.speed import compile_trainable
+
+        log.info("torch.compile: %s", ", ".join(compile_trainable(module.model)))
     trainer = make_trainer(cfg)
     flat: dict[str, float] = {}  # fit's metrics (train/*, val/*) and then test's: test() resets them
     if cfg.train:

@@ -34,7 +34,11 @@ def make_trainer(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> Any:
 
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = instantiate_group(cfg.get("logger"))
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer_cfg: Any = cfg.trainer
+    if "compile" in trainer_cfg:  # ours (mrovseg.speed, read by mrovseg.train), not a Trainer argument
+        trainer_cfg = OmegaConf.to_container(trainer_cfg, resolve=True)
+        trainer_cfg.pop("compile")
+    trainer = hydra.utils.instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False)
     log_config(cfg, loggers)
     return trainer
 

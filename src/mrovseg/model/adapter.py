@@ -17,6 +17,10 @@ the restored grid vs. restored (concatenated) slice tokens with a pointwise proj
 ``Linear(cat(DConv(H), Up(H̄)))``, or the high-res feature alone (Table 2's plain-feature
 baseline); ``depth``; ``fusion_layers``; ``dim``; ``num_queries``. Fused features are injected
 before block ``floor(i · depth / n_fusion)`` for the i-th fusion layer.
+
+Memory switch (no effect on results): ``checkpoint=True`` recomputes each adapter block's
+activations in the backward pass instead of keeping them (``torch.utils.checkpoint``, non-reentrant),
+trading about one extra block forward per step for the blocks' activation memory.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from torch.utils.checkpoint import checkpoint as recompute
 
 from mrovseg.model.layers import MLP, Block, LayerNorm2d
 
@@ -121,6 +126,8 @@ class MultiResAdapter(nn.Module):
         spatial_fusion: see ``MultiResFusion``.
         multires_fusion: see ``MultiResFusion``.
         mlp_ratio: ViT block MLP ratio.
+        checkpoint: recompute block activations in the backward pass (activation checkpointing)
+            while training with gradients; the outputs and gradients are unchanged.
 
     Attributes:
         dim, mask_dim, num_queries, fusion_layers: as given (the shapes the decoder and the
@@ -139,6 +146,7 @@ class MultiResAdapter(nn.Module):
         spatial_fusion: str = "dconv",
         multires_fusion: str = "scale_attention",
         mlp_ratio: float = 4.0,
+        checkpoint: bool = False,
     ) -> None:
         super().__init__()
         if depth < 1 or len(fusion_layers) < 1:
@@ -147,6 +155,7 @@ class MultiResAdapter(nn.Module):
         self.dim = dim
         self.mask_dim = mask_dim
         self.num_queries = num_queries
+        self.checkpoint = bool(checkpoint)
         self.queries = nn.Parameter(torch.zeros(num_queries, dim))
         nn.init.trunc_normal_(self.queries, std=0.02)
         self.stem_proj = nn.Sequential(LayerNorm2d(clip_dim), nn.Conv2d(clip_dim, dim, 1))
@@ -173,7 +182,10 @@ class MultiResAdapter(nn.Module):
             for i, before in enumerate(self.inject_before):
                 if before == j:
                     x = torch.cat([x[:, :n], x[:, n:] + rearrange(fused[i], "b d h w -> b (h w) d")], dim=1)
-            x = block(x)
+            if self.checkpoint and self.training and torch.is_grad_enabled():
+                x = recompute(block, x, use_reentrant=False)
+            else:
+                x = block(x)
             query_features.append(self.query_head(self.norm(x[:, :n])))
         visual = rearrange(self.norm(x[:, n:]), "b (h w) d -> b d h w", h=gh, w=gw)
         return AdapterOutput(visual=visual, query_features=query_features, fused=fused)
