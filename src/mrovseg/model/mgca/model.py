@@ -62,7 +62,7 @@ class MGCA(nn.Module):
         tap_layers: CLIP layers whose patch tokens feed the decoder (default: the last two).
         view_size: side windows are resized to before CLIP; None keeps the window's size.
         units: adaptive semantic units at inference: ``enabled`` (False: plain per-pixel), ``stride``,
-            ``iters``, ``compactness``, ``min_coherence`` (see :mod:`mrovseg.model.mgca.units`).
+            ``iters``, ``compactness``, ``merge_threshold``, ``min_coherence`` (see :mod:`mrovseg.model.mgca.units`).
         **ignored: MROVSeg options from experiment configs (ignored).
     """
 
@@ -156,7 +156,8 @@ class MGCA(nn.Module):
             return scores
         out = []
         for e, s in zip(emb, scores):
-            ids = semantic_units(e, int(u["stride"]), int(u["iters"]), float(u["compactness"]))
+            merge = None if u["merge_threshold"] is None else float(u["merge_threshold"])
+            ids = semantic_units(e, int(u["stride"]), int(u["iters"]), float(u["compactness"]), merge)
             out.append(unit_scores(s, ids, e, float(u["min_coherence"])))
         return torch.stack(out)
 

@@ -7,7 +7,9 @@ pixel (over-segments). Ours:
    grid every ``stride`` pixels; each pixel's distance to a centre is
    ``(1 − cos(e_i, c_k)) + compactness · ‖(y_i, x_i) − (y_k, x_k)‖² / stride²``; ``iters`` rounds of
    assign-then-average (centres: mean embedding re-normalised, mean position). Every pixel belongs to
-   exactly one unit (a partition); empty units vanish, so the number of units adapts to the image.
+   exactly one unit (a partition); empty units vanish. Then neighbouring units (4-connected) whose
+   mean embeddings have cosine ≥ ``merge_threshold`` are merged (transitively), so a uniform region
+   becomes one unit and a busy one keeps many: the number and size of units adapt to the image.
 2. **Adaptive prediction** (:func:`unit_scores`): a unit's score is the mean of its pixels' class
    scores, and its label is the argmax of that mean. A unit whose coherence (mean cosine of its
    pixels to its mean embedding) is below ``min_coherence`` mixes things and falls back to per-pixel
@@ -20,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["semantic_units", "unit_coherence", "unit_scores"]
+__all__ = ["merge_units", "semantic_units", "unit_coherence", "unit_scores"]
 
 
 def _grid_coords(h: int, w: int, device: torch.device) -> torch.Tensor:
@@ -34,7 +36,7 @@ def _grid_coords(h: int, w: int, device: torch.device) -> torch.Tensor:
 
 @torch.no_grad()
 def semantic_units(
-    emb: torch.Tensor, stride: int = 4, iters: int = 5, compactness: float = 0.1
+    emb: torch.Tensor, stride: int = 4, iters: int = 5, compactness: float = 0.1, merge_threshold: float | None = 0.9
 ) -> torch.Tensor:
     """Partition of one image into semantic units.
 
@@ -43,6 +45,7 @@ def semantic_units(
         stride: seed spacing in pixels (about ``(h/stride)·(w/stride)`` seeds).
         iters: assign/update rounds.
         compactness: weight of the spatial term (0: pure embedding k-means).
+        merge_threshold: neighbouring units with mean-embedding cosine ≥ this merge; None: no merging.
 
     Returns:
         ``(h, w)`` long unit ids, consecutive from 0.
@@ -71,7 +74,44 @@ def semantic_units(
         psum = torch.zeros_like(cpos).index_add_(0, assign, pos)
         centres = torch.where(alive[:, None], F.normalize(sums, dim=-1), centres)
         cpos = torch.where(alive[:, None], psum / count.clamp(min=1)[:, None], cpos)
-    return torch.unique(assign, return_inverse=True)[1].view(h, w)
+    units = torch.unique(assign, return_inverse=True)[1].view(h, w)
+    return merge_units(feats, units, merge_threshold) if merge_threshold is not None else units
+
+
+def merge_units(feats: torch.Tensor, units: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Merges 4-neighbouring units whose mean embeddings have cosine ≥ ``threshold`` (transitively).
+
+    Args:
+        feats: ``(N, E)`` normalised pixel embeddings (row-major over ``units``).
+        units: ``(h, w)`` unit ids, consecutive from 0.
+        threshold: cosine similarity above which neighbours merge.
+
+    Returns:
+        ``(h, w)`` merged unit ids, consecutive from 0.
+    """
+    ids = units.flatten()
+    n = int(ids.max()) + 1
+    mean = F.normalize(torch.zeros(n, feats.shape[1], device=feats.device).index_add_(0, ids, feats), dim=-1)
+    pairs = torch.cat(
+        [
+            torch.stack([units[:, :-1].flatten(), units[:, 1:].flatten()], 1),
+            torch.stack([units[:-1].flatten(), units[1:].flatten()], 1),
+        ]
+    )
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]].unique(dim=0)
+    if len(pairs) == 0:
+        return units
+    pairs = pairs[(mean[pairs[:, 0]] * mean[pairs[:, 1]]).sum(-1) >= threshold]
+    label = torch.arange(n, device=units.device)
+    a, b = pairs[:, 0], pairs[:, 1]
+    while True:  # label propagation: every unit takes the smallest label of its merged neighbours
+        new = label.clone()
+        new.scatter_reduce_(0, a, label[b], reduce="amin")
+        new.scatter_reduce_(0, b, label[a], reduce="amin")
+        if torch.equal(new, label):
+            break
+        label = new
+    return torch.unique(label[units], return_inverse=True)[1]
 
 
 def unit_coherence(emb: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
