@@ -35,6 +35,7 @@ UNIT_DEFAULTS: dict[str, Any] = {
     "stride": 4,
     "iters": 5,
     "compactness": 0.1,
+    "merge_threshold": 0.9,
     "min_coherence": 0.0,
 }
 
