@@ -32,7 +32,7 @@ class NoMaskBatch(dict):
         return super().__getitem__(key)
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self[key] if key in self else default
+        return self[key] if key in self else default  # noqa: SIM401 (must go through __getitem__)
 
 
 class NoMaskDataModule(ToyCaptionDataModule):

@@ -36,7 +36,11 @@ def _grid_coords(h: int, w: int, device: torch.device) -> torch.Tensor:
 
 @torch.no_grad()
 def semantic_units(
-    emb: torch.Tensor, stride: int = 4, iters: int = 5, compactness: float = 0.1, merge_threshold: float | None = 0.9
+    emb: torch.Tensor,
+    stride: int = 4,
+    iters: int = 5,
+    compactness: float = 0.1,
+    merge_threshold: float | None = 0.9,
 ) -> torch.Tensor:
     """Partition of one image into semantic units.
 
