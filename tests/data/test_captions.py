@@ -105,5 +105,5 @@ def test_toy_caption_datamodule_serves_captions_without_masks() -> None:
     ds = dm.train_dataset()
     assert torch.equal(ds[3]["image"], ds[3]["image"]) and ds[3]["caption"] == ds[3]["caption"]
     # with caption_novel=True some caption names a novel class
-    ds_all = ToyCaptionDataModule(num_train=200, caption_novel=True).train_dataset()
-    assert any(novel & set(ds_all[i]["nouns"]) for i in range(200))
+    ds_all = ToyCaptionDataModule(num_train=100, caption_novel=True).train_dataset()
+    assert any(novel & set(ds_all[i]["nouns"]) for i in range(100))
