@@ -392,3 +392,19 @@ class CLIPBackbone(nn.Module):
         if cached.device != device:  # the model moved: keep the cache where the model is
             cached = self._text_cache[key] = cached.to(device)
         return cached
+
+    # ------------------------------------------------------------------ added for MGCA (text supervision)
+    @torch.no_grad()
+    def encode_prompts(self, prompts: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
+        """L2-normalised text embeddings ``(n, E)`` of raw prompts, not cached (caption nouns are open-ended)."""
+        if len(prompts) == 0:
+            return torch.zeros(0, self.embed_dim, device=self.image_mean.device)
+        device = self.image_mean.device
+        feats = [
+            F.normalize(
+                self.clip.encode_text(self.tokenizer(list(prompts[s : s + batch_size])).to(device)).float(),
+                dim=-1,
+            )
+            for s in range(0, len(prompts), batch_size)
+        ]
+        return torch.cat(feats)
