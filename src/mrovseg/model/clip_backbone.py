@@ -318,38 +318,12 @@ class CLIPBackbone(nn.Module):
         return x @ self.visual.proj if self.visual.proj is not None else x
 
     # ------------------------------------------------------------------ text side
-    @torch.no_grad()
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
-        """open_clip's ``encode_text`` (unnormalised), run only up to the batch's last end token.
+        """open_clip's ``encode_text``, run only up to the batch's last end token (exact; see
+        :func:`mrovseg.model.text_encoder.encode_text_until_end`)."""
+        from mrovseg.model.text_encoder import encode_text_until_end
 
-        CLIP's text transformer is causal: the token at position ``i`` attends to positions ``<= i``
-        only, and the embedding is read at the end token. Positions after the batch's last end token
-        therefore never influence the result, so the batch is cut there (a 77-token context holding
-        11-token prompts costs ~7× less). Models without a causal mask or end-token pooling fall back
-        to the full ``encode_text``.
-        """
-        clip = self.clip
-        mask = getattr(clip, "attn_mask", None)
-        pool = getattr(clip, "text_pool_type", None)
-        if not hasattr(clip, "token_embedding") or mask is None or pool not in ("argmax", "eos"):
-            return clip.encode_text(tokens)
-        if not getattr(self, "_causal_checked", False):
-            above = torch.triu(torch.ones_like(mask, dtype=torch.bool), diagonal=1)
-            if not (torch.isinf(mask[above]).all() and (mask[~above] == 0).all()):
-                return clip.encode_text(tokens)
-            self._causal_checked = True
-        ends = (
-            tokens.argmax(dim=-1) if pool == "argmax" else (tokens == clip.text_eos_id).int().argmax(dim=-1)
-        )
-        n = int(ends.max()) + 1
-        cast_dtype = clip.transformer.get_cast_dtype()
-        x = clip.token_embedding(tokens[:, :n]).to(cast_dtype) + clip.positional_embedding[:n].to(cast_dtype)
-        x = clip.ln_final(clip.transformer(x, attn_mask=mask[:n, :n]))
-        x = x[torch.arange(x.shape[0], device=x.device), ends]
-        proj = clip.text_projection
-        if proj is None:
-            return x
-        return proj(x) if isinstance(proj, nn.Linear) else x @ proj
+        return encode_text_until_end(self.clip, tokens)
 
     def text_fingerprint(self) -> str:
         """Identity of the text tower's weights (see :mod:`mrovseg.model.text_cache`), computed once."""
@@ -385,6 +359,7 @@ class CLIPBackbone(nn.Module):
             progress: Show a tqdm bar over the batches; None: only for more than 1,000 prompts.
         """
         from mrovseg.model import text_cache
+        from mrovseg.model.text_encoder import encode_prompts, vocabulary_prompts
 
         if len(class_names) == 0:
             raise ValueError("The vocabulary is empty: give at least one class name.")
@@ -393,23 +368,16 @@ class CLIPBackbone(nn.Module):
         key = (tuple(class_names), tuple(templates))
         device = self.image_mean.device
         if key not in self._text_cache:
-            prompts: list[str] = []
-            owner: list[int] = []
-            for idx, name in enumerate(class_names):
-                synonyms = [s.strip() for s in str(name).split(",") if s.strip()]
-                if not synonyms:
-                    raise ValueError(f"Class {idx} has an empty name: {name!r}.")
-                for syn in synonyms:
-                    for template in templates:
-                        prompts.append(template.format(syn))
-                        owner.append(idx)
+            prompts, owner = vocabulary_prompts(class_names, templates)
             folder = text_cache.cache_dir()
             disk_key = text_cache.entry_key(self.text_fingerprint(), templates, class_names) if folder else ""
             stored = text_cache.load(folder, disk_key, templates, class_names) if folder else None
             if stored is not None:
                 self._text_cache[key] = stored.to(device)
             else:
-                feats_all = self._encode_prompts(prompts, batch_size, progress, device)
+                feats_all = encode_prompts(
+                    self.encode_text, self.tokenizer, prompts, batch_size, progress, device
+                )
                 owner_t = torch.tensor(owner, device=device)
                 summed = torch.zeros(len(class_names), feats_all.shape[-1], device=device).index_add_(
                     0, owner_t, feats_all
@@ -421,22 +389,3 @@ class CLIPBackbone(nn.Module):
         if cached.device != device:  # the model moved: keep the cache where the model is
             cached = self._text_cache[key] = cached.to(device)
         return cached
-
-    def _encode_prompts(
-        self, prompts: list[str], batch_size: int, progress: bool | None, device: torch.device
-    ) -> torch.Tensor:
-        """L2-normalised embeddings ``(P, E)`` of prompts, in their order; batches of similar length."""
-        from tqdm.auto import tqdm
-
-        tokens = self.tokenizer(prompts)
-        order = torch.argsort((tokens != 0).sum(dim=-1), stable=True)  # similar lengths batched together
-        batches = [order[i : i + batch_size] for i in range(0, len(prompts), batch_size)]
-        show = len(prompts) > 1000 if progress is None else progress
-        feats: torch.Tensor | None = None
-        for idx in tqdm(batches, desc="encoding vocabulary", unit="batch", disable=not show, leave=False):
-            out = F.normalize(self.encode_text(tokens[idx].to(device)).float(), dim=-1)
-            if feats is None:
-                feats = torch.empty(len(prompts), out.shape[-1], device=device)
-            feats[idx.to(device)] = out
-        assert feats is not None
-        return feats
