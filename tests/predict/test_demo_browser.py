@@ -69,15 +69,16 @@ def test_browser_upload_type_segment_read_legend(page, varied_vocab, tmp_path: P
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
+    from mrovseg.demo import example_images
+
     url, session = page
     image = tmp_path / "photo.png"
-    custom = bool(os.environ.get("MROVSEG_DEMO_CKPT"))
-    Image.fromarray(toy_image(0, 240, 320) if custom else toy_image(0)).save(image)
-    vocabulary = (
-        ["background", "red circle", "green square", "blue triangle", "yellow star"]
-        if custom
-        else varied_vocab
-    )
+    if os.environ.get("MROVSEG_DEMO_CKPT"):  # a trained checkpoint: a 640×480 toy scene, all 31 toy classes
+        image = Path(example_images(tmp_path, count=1)[0])
+        vocabulary = session.segmenter.text_embeddings("toy")[0]
+    else:  # the one-step test checkpoint: two classes it tells apart on this scene
+        Image.fromarray(toy_image(0)).save(image)
+        vocabulary = varied_vocab
     expected = [e.name for e in session.segmenter.seg(image, vocabulary, return_scores=False).legend()]
 
     driver = _browser()
