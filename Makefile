@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install train test test-slow test-all lint format bench bench-loader gpu-report profile-step pretrain-toy-clip clean
+.PHONY: install demo train test test-slow test-all lint format bench bench-loader gpu-report profile-step pretrain-toy-clip clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,6 +13,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)           ## create .venv and install the package with dev tools
+
+DEMO_STAMP := $(VENV)/.demo-installed
+$(DEMO_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -e ".[demo]"
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)         ## the browser demo on the latest default-experiment checkpoint (http://127.0.0.1:7860)
+	@ckpt=$$(ls -t outputs/train/runs/*/checkpoints/last.ckpt 2>/dev/null | head -1); \
+	if [ -z "$$ckpt" ]; then echo "No checkpoint in outputs/train/runs/*/checkpoints/: run 'make train' first (about 10 min on a CPU), then 'make demo'."; exit 1; fi; \
+	echo "demo: $$ckpt"; $(PY) -m mrovseg.demo ckpt_path=$$ckpt $(ARGS)
 
 train: $(STAMP)             ## the default experiment (toy world, CPU, ~10 min)
 	$(PY) -m mrovseg.train $(ARGS)

@@ -11,7 +11,10 @@ intra-op thread pool makes them 10× slower under contention (set ``MROVSEG_TEST
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +27,10 @@ from mrovseg.model.clip_backbone import CLIPBackbone
 from mrovseg.model.mrovseg import MROVSeg
 
 torch.set_num_threads(int(os.environ.get("MROVSEG_TEST_THREADS", "1")))
+
+# Text-embedding disk cache (mrovseg.model.text_cache): a fresh folder per session, never ~/.cache.
+os.environ["MROVSEG_CACHE"] = tempfile.mkdtemp(prefix="mrovseg-test-cache-")
+atexit.register(shutil.rmtree, os.environ["MROVSEG_CACHE"], ignore_errors=True)
 
 #: Adapter settings small enough for a 2-core CPU (the paper's are dim 768, depth 6, 12 heads, 100 queries).
 TINY_ADAPTER: dict[str, Any] = {

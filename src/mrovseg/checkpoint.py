@@ -293,3 +293,15 @@ def load_module(
     module.load_state_dict(restore_clip_weights(dict(ckpt["state_dict"]), module))
     module.eval()
     return module
+
+
+def clip_overrides_of(cfg: DictConfig) -> dict[str, Any]:
+    """The ``clip`` entries given on the command line or by a ``clip=<name>`` group (unresolved)."""
+    clip = cfg.get("clip")
+    if not clip:
+        return {}
+    return {
+        k: v
+        for k, v in OmegaConf.to_container(clip, resolve=False).items()
+        if not OmegaConf.is_missing(clip, k)
+    }

@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig
 
+from mrovseg.checkpoint import clip_overrides_of
 from mrovseg.config import CONF_DIR
 from mrovseg.data.image_files import output_stems, resolve_inputs
 from mrovseg.prediction_outputs import write_outputs
@@ -63,18 +64,6 @@ class PredictSummary:
             f"predict: {len(self.ok)} ok, {len(self.failed)} failed in {self.seconds:.2f} s "
             f"({self.images_per_second:.2f} img/s) -> {self.output_dir}"
         )
-
-
-def clip_overrides_of(cfg: DictConfig) -> dict[str, Any]:
-    """The ``clip`` entries given on the command line or by a ``clip=<name>`` group (unresolved)."""
-    clip = cfg.get("clip")
-    if not clip:
-        return {}
-    return {
-        k: v
-        for k, v in OmegaConf.to_container(clip, resolve=False).items()
-        if not OmegaConf.is_missing(clip, k)
-    }
 
 
 def predict(cfg: DictConfig) -> PredictSummary:

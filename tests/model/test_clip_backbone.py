@@ -236,8 +236,9 @@ def _one_prompt(backbone: CLIPBackbone, prompt: str) -> torch.Tensor:
 
 
 def test_vocabulary_is_cached(toy_backbone: CLIPBackbone, monkeypatch) -> None:
-    counter = _CountingEncodeText(toy_backbone.clip.encode_text)
-    monkeypatch.setattr(toy_backbone.clip, "encode_text", counter)
+    monkeypatch.setenv("MROVSEG_CACHE", "off")  # the in-memory cache alone
+    counter = _CountingEncodeText(toy_backbone.encode_text)
+    monkeypatch.setattr(toy_backbone, "encode_text", counter)
     names, templates = ["cache test cat", "cache test dog"], ["a photo of a {}.", "a {}."]
     first = toy_backbone.encode_vocabulary(names, templates)
     assert counter.calls == 1

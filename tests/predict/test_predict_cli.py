@@ -15,11 +15,12 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
+from mrovseg.checkpoint import clip_overrides_of
 from mrovseg.constants import REPO_ROOT
 from mrovseg.data.image_files import output_stems, resolve_inputs
 from mrovseg.data.image_io import load_image, load_label
 from mrovseg.overlay import blend, palette
-from mrovseg.predict import clip_overrides_of, predict
+from mrovseg.predict import predict
 from mrovseg.prediction_outputs import atomic_write
 from mrovseg.segmenter import Segmenter
 from tests.predict.conftest import toy_image

@@ -351,16 +351,49 @@ class CLIPBackbone(nn.Module):
         return x @ self.visual.proj if self.visual.proj is not None else x
 
     # ------------------------------------------------------------------ text side
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """open_clip's ``encode_text``, run only up to the batch's last end token (exact; see
+        :func:`mrovseg.model.text_encoder.encode_text_until_end`)."""
+        from mrovseg.model.text_encoder import encode_text_until_end
+
+        return encode_text_until_end(self.clip, tokens)
+
+    def text_fingerprint(self) -> str:
+        """Identity of the text tower's weights (see :mod:`mrovseg.model.text_cache`), computed once."""
+        from mrovseg.model.text_cache import text_tower_fingerprint
+
+        if getattr(self, "_text_fingerprint", None) is None:
+            self._text_fingerprint = text_tower_fingerprint(self.clip, self.model_name)
+        return self._text_fingerprint
+
     @torch.no_grad()
     def encode_vocabulary(
-        self, class_names: Sequence[str], templates: Sequence[str], batch_size: int = 1024
+        self,
+        class_names: Sequence[str],
+        templates: Sequence[str],
+        batch_size: int = 256,
+        progress: bool | None = None,
     ) -> torch.Tensor:
         """Text embeddings ``(K, E)`` of a vocabulary, L2-normalised; computed once and cached.
 
         Each class name may carry comma-separated synonyms (``"sofa, couch"``). Every
         (synonym, template) prompt is encoded and L2-normalised; a class's embedding is the mean over
         all its prompts, L2-normalised again.
+
+        Prompts are encoded in batches of similar length, each cut after its longest prompt's end
+        token (:meth:`encode_text`). Results are kept in memory and in the disk cache of
+        :mod:`mrovseg.model.text_cache` (keyed by the text tower's weights, the templates and the names;
+        ``MROVSEG_CACHE=off`` disables it), so a vocabulary is encoded once per machine.
+
+        Args:
+            class_names: The vocabulary.
+            templates: Prompt templates, each with a ``{}``.
+            batch_size: Prompts per text-tower pass.
+            progress: Show a tqdm bar over the batches; None: only for more than 1,000 prompts.
         """
+        from mrovseg.model import text_cache
+        from mrovseg.model.text_encoder import encode_prompts, vocabulary_prompts
+
         if len(class_names) == 0:
             raise ValueError("The vocabulary is empty: give at least one class name.")
         if len(templates) == 0 or any("{}" not in t for t in templates):
@@ -368,26 +401,23 @@ class CLIPBackbone(nn.Module):
         key = (tuple(class_names), tuple(templates))
         device = self.image_mean.device
         if key not in self._text_cache:
-            prompts: list[str] = []
-            owner: list[int] = []
-            for idx, name in enumerate(class_names):
-                synonyms = [s.strip() for s in str(name).split(",") if s.strip()]
-                if not synonyms:
-                    raise ValueError(f"Class {idx} has an empty name: {name!r}.")
-                for syn in synonyms:
-                    for template in templates:
-                        prompts.append(template.format(syn))
-                        owner.append(idx)
-            feats = []
-            for start in range(0, len(prompts), batch_size):
-                tokens = self.tokenizer(prompts[start : start + batch_size]).to(device)
-                feats.append(F.normalize(self.clip.encode_text(tokens).float(), dim=-1))
-            feats_all = torch.cat(feats)
-            owner_t = torch.tensor(owner, device=device)
-            summed = torch.zeros(len(class_names), feats_all.shape[-1], device=device).index_add_(
-                0, owner_t, feats_all
-            )
-            self._text_cache[key] = F.normalize(summed, dim=-1)
+            prompts, owner = vocabulary_prompts(class_names, templates)
+            folder = text_cache.cache_dir()
+            disk_key = text_cache.entry_key(self.text_fingerprint(), templates, class_names) if folder else ""
+            stored = text_cache.load(folder, disk_key, templates, class_names) if folder else None
+            if stored is not None:
+                self._text_cache[key] = stored.to(device)
+            else:
+                feats_all = encode_prompts(
+                    self.encode_text, self.tokenizer, prompts, batch_size, progress, device
+                )
+                owner_t = torch.tensor(owner, device=device)
+                summed = torch.zeros(len(class_names), feats_all.shape[-1], device=device).index_add_(
+                    0, owner_t, feats_all
+                )
+                self._text_cache[key] = F.normalize(summed, dim=-1)
+                if folder:
+                    text_cache.save(folder, disk_key, templates, class_names, self._text_cache[key])
         cached = self._text_cache[key]
         if cached.device != device:  # the model moved: keep the cache where the model is
             cached = self._text_cache[key] = cached.to(device)
