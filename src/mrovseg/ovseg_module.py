@@ -53,6 +53,8 @@ class OVSegModule(MROVSegModule):
         max_pairs: at most this many pairs per step (random subset); None = all.
         dedupe_nouns: score regions against the step's distinct nouns (see above).
         min_similarity: caption mining: drop pairs with a lower cosine similarity (None keeps all).
+        stage1_checkpoint: if set, a checkpoint is written there when stage 1 ends, so that other
+            prompt sources can branch from the same proposals (``ckpt_path=<it>``).
         **kwargs: as :class:`~mrovseg.lit_module.MROVSegModule`.
     """
 
@@ -68,6 +70,7 @@ class OVSegModule(MROVSegModule):
         max_pairs: int | None = None,
         dedupe_nouns: bool = False,
         min_similarity: float | None = None,
+        stage1_checkpoint: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -119,7 +122,7 @@ class OVSegModule(MROVSegModule):
         text = self.text_embeddings(self.train_class_names or [])
         pred = model.proposals(images, text)[-1]
         binary = model.binary_masks(pred["pred_masks"], tuple(images.shape[-2:]))
-        b, n = binary.shape[:2]
+        n = binary.shape[1]
         binary = binary.flatten(0, 1)
         idx = binary.flatten(1).any(dim=1).nonzero()[:, 0]
         region_emb = model.region_embeddings(images, binary[idx], idx // n, use_prompts=False)
@@ -172,6 +175,11 @@ class OVSegModule(MROVSegModule):
         self.log("train/prompt_loss", loss, prog_bar=True, batch_size=bs)
         self.log("train/num_pairs", float(len(nouns)), batch_size=bs)
         return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        path = self.hparams.stage1_checkpoint
+        if path and self.global_step == self.hparams.proposal_steps and self.hparams.proposal_steps > 0:
+            self.trainer.save_checkpoint(path)
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> dict[str, Any]:

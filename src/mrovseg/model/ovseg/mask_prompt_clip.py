@@ -41,7 +41,7 @@ def mask_boxes(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         boxes ``(N, 4)`` float ``(x0, y0, x1, y1)`` in pixels (``x1``, ``y1`` exclusive) and ``valid``
         ``(N,)`` bool (False for empty masks, whose box is the whole image).
     """
-    n, h, w = masks.shape
+    _, h, w = masks.shape
     rows, cols = masks.any(dim=2), masks.any(dim=1)
     valid = rows.any(dim=1)
     ar_h = torch.arange(h, device=masks.device)
