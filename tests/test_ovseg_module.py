@@ -99,3 +99,32 @@ def test_gt_pairs_are_the_classes_present(toy_backbone):
 def test_bad_options_are_rejected(toy_backbone):
     with pytest.raises(ValueError, match="prompt_source"):
         _module(toy_backbone, prompt_source="web")
+
+
+@pytest.mark.parametrize(
+    ("experiment", "source", "data_target"),
+    [
+        ("ovseg_toy", "gt", "mrovseg.data.toy_datamodule.ToyDataModule"),
+        ("ovseg_toy_captions", "captions", "mrovseg.data.toy_caption_datamodule.ToyCaptionDataModule"),
+        ("ovseg_vitb16", "gt", "mrovseg.data.datamodule.OVSegDataModule"),
+    ],
+)
+def test_experiment_configs_compose(experiment, source, data_target):
+    from tests.helpers import compose_with_hydra
+
+    cfg = compose_with_hydra("train", [f"experiment={experiment}"])
+    assert cfg.model._target_ == "mrovseg.model.ovseg.OVSeg"
+    assert cfg.module._target_ == "mrovseg.ovseg_module.OVSegModule"
+    assert cfg.module.prompt_source == source
+    assert cfg.model.ensemble_weight == 0.7
+    assert cfg.data._target_ == data_target
+    assert cfg.module.proposal_steps < cfg.trainer.max_steps
+
+
+def test_toy_experiment_builds(toy_backbone):
+    from mrovseg.checkpoint import build_config_of, build_module
+    from tests.helpers import compose_with_hydra
+
+    cfg = compose_with_hydra("train", ["experiment=ovseg_toy", "clip.pretrained=null"])
+    module = build_module(build_config_of(cfg))
+    assert isinstance(module, OVSegModule) and module.model.region.prompts.shape == (3, 64, 64)

@@ -186,3 +186,16 @@ def test_caption_nouns_and_toy_caption_match_pretraining_script():
         b = script.caption(names, np.random.default_rng(seed))
         assert a == b
         assert sorted(caption_nouns(a)) == sorted(names or ["background"])
+
+
+def test_clip_passes_one_per_region_plus_one_per_window(toy_backbone, text_embeddings, make_model):
+    from mrovseg.model.ovseg.efficiency import clip_passes_per_image
+
+    torch.manual_seed(0)
+    ovseg = OVSeg(toy_backbone, head=TINY_HEAD, mask_thr=0.0).eval()  # every proposal non-empty
+    image = torch.rand(3, 64, 96)  # two 64² windows
+    passes = clip_passes_per_image(ovseg, image, text_embeddings, window=64)
+    assert passes == {"windows": 2, "trunk_passes": 2, "region_passes": 10, "clip_passes": 12}
+    mrovseg = make_model().eval()
+    passes = clip_passes_per_image(mrovseg, image, text_embeddings, window=64)
+    assert passes == {"windows": 2, "trunk_passes": 2, "region_passes": 0, "clip_passes": 2}
