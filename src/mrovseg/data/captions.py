@@ -113,3 +113,24 @@ def extract_nouns(
         _vocabulary_nouns(caption, vocabulary) if vocabulary is not None else _regex_nouns(caption, max_words)
     )
     return nouns[:max_nouns] if max_nouns is not None else nouns
+
+
+_TEMPLATE_PREFIX = re.compile(r"^(a photo|a picture|an image|a rendering|a drawing) of ")
+_ARTICLE = re.compile(r"^(a|an|the) ")
+
+
+def caption_nouns(caption: str) -> list[str]:
+    """The exact inverse of :func:`toy_caption`: its noun phrases, in order, without articles or
+    duplicates ("background" for an empty scene). OVSeg's caption mining uses it on toy captions as
+    the stand-in for its NLTK noun extraction from COCO Captions; real captions use :func:`extract_nouns`.
+
+    >>> caption_nouns("a photo of a red circle, a blue ring and a red circle.")
+    ['red circle', 'blue ring']
+    """
+    text = _TEMPLATE_PREFIX.sub("", caption.strip().lower()).rstrip(".").strip()
+    nouns: list[str] = []
+    for part in re.split(r",\s*|\s+and\s+", text):
+        noun = _ARTICLE.sub("", part.strip()).strip()
+        if noun and noun not in nouns:
+            nouns.append(noun)
+    return nouns

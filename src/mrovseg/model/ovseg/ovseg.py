@@ -1,0 +1,200 @@
+"""The OVSeg meta-architecture (Liang et al., CVPR 2023): proposals, then CLIP on each masked region.
+
+One evaluation forward step::
+
+    images ─► frozen CLIP trunk (ONE pass, whole image) ─► tapped tokens
+           ─► ProposalHead ─► N masks + in-vocabulary logits (B, N, K+1)
+    each non-empty proposal ─► crop box, blank-fill, resize ─► CLIP image tower (ONE pass PER REGION,
+           batched; mask prompts on blank patches) ─► p_clip (softmax over K)
+    ensemble (geometric): p = p_mf^(1−λ) · p_clip^λ; empty proposals get p_clip = 1
+           (λ = 0: CLIP alone, empty proposals dropped)       — ov-seg ``ovseg_model.py`` semantic_inference
+
+The output is MROVSeg's dict: ``pred_logits (B, N, K+1)``, ``pred_masks (B, N, h, w)``; in evaluation
+also ``pred_probs (B, N, K)``, the ensemble, and :meth:`OVSeg.semantic_scores` returns OVSeg's map
+``S = Σ_q p_q · sigmoid(M_q)``. ``pred_logits`` encodes the ensemble for
+:func:`~mrovseg.model.inference.semantic_inference` (``[log p, log(1 − Σ p)]``; exact for non-empty
+proposals, where Σ p ≤ 1 by Hölder's inequality). In training the
+forward returns stage 1 only (for the set criterion); stage 2 trains from region–name pairs
+(:mod:`mrovseg.ovseg_module`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mrovseg.model.clip_backbone import CLIPBackbone
+from mrovseg.model.inference import semantic_inference
+from mrovseg.model.ovseg.mask_prompt_clip import MaskPromptCLIP
+from mrovseg.model.ovseg.proposal_head import ProposalHead
+
+log = logging.getLogger(__name__)
+_EPS = 1e-30
+
+
+def ensemble_probs(
+    p_mf: torch.Tensor, p_clip: torch.Tensor, valid: torch.Tensor, weight: float
+) -> torch.Tensor:
+    """OVSeg's ensemble ``(…, K)``: ``p_mf^(1−λ) · p_clip^λ``, with ``p_clip = 1`` for empty proposals.
+
+    Args:
+        p_mf: ``(…, K)`` in-vocabulary probabilities (no-object dropped after the softmax).
+        p_clip: ``(…, K)`` CLIP probabilities (ignored where not ``valid``).
+        valid: ``(…)`` bool, proposals with a non-empty mask.
+        weight: λ; 0 = CLIP alone with empty proposals dropped (their probabilities are 0).
+    """
+    if weight > 0:
+        return p_mf.pow(1 - weight) * torch.where(valid[..., None], p_clip, torch.ones_like(p_clip)).pow(
+            weight
+        )
+    return torch.where(valid[..., None], p_clip, torch.zeros_like(p_clip))
+
+
+def probs_to_logits(p: torch.Tensor) -> torch.Tensor:
+    """``(…, K)`` scores → ``(…, K+1)`` logits whose softmax without the last column is ``p / max(1, Σp)``.
+
+    Exact (``p`` itself) when ``Σp ≤ 1``, which Hölder's inequality guarantees for every non-empty
+    proposal; only an empty proposal (``p = p_mf^(1−λ)``) can exceed 1 and is then rescaled.
+    """
+    p = p / p.sum(dim=-1, keepdim=True).clamp_min(1.0)
+    void = (1 - p.sum(dim=-1, keepdim=True)).clamp_min(_EPS)
+    return torch.cat([p.clamp_min(_EPS).log(), void.log()], dim=-1)
+
+
+class OVSeg(nn.Module):
+    """Two-stage open-vocabulary segmenter on one frozen CLIP.
+
+    Args:
+        backbone: the frozen CLIP.
+        clip_size: side the image is resized to for stage 1's CLIP pass (None: as it is).
+        tap_layers: CLIP layers whose tokens feed the proposal head (default: last three thirds).
+        head: keyword arguments of :class:`ProposalHead` (shapes are filled in).
+        region: keyword arguments of :class:`MaskPromptCLIP` (``prompt_depth``, ``blank``, ``finetune`` …).
+        ensemble_weight: λ of the geometric ensemble (0.7 ADE, 0.6 PC, 0.45 VOC in ov-seg).
+        mask_thr: binarisation threshold of the proposals' sigmoid (0.5 with R101c/ViT-B/16, 0.4 Swin-B).
+        use_clip: run stage 2 at inference (False: stage 1's in-vocabulary logits alone).
+        mask_prompts: use the mask prompts at inference (ov-seg ``MASK_PROMPT_FWD``).
+        region_batch: regions per CLIP call.
+        deep_supervision: return ``aux_outputs`` in training.
+        **ignored: MROVSeg options from experiment configs (ignored).
+    """
+
+    def __init__(
+        self,
+        backbone: CLIPBackbone,
+        clip_size: int | None = None,
+        tap_layers: Sequence[int] | None = None,
+        head: Mapping[str, Any] | None = None,
+        region: Mapping[str, Any] | None = None,
+        ensemble_weight: float = 0.7,
+        mask_thr: float = 0.5,
+        use_clip: bool = True,
+        mask_prompts: bool = True,
+        region_batch: int = 256,
+        deep_supervision: bool = True,
+        **ignored: Any,
+    ) -> None:
+        super().__init__()
+        if ignored:
+            log.info("OVSeg ignores the MROVSeg options %s", sorted(ignored))
+        if not 0 <= ensemble_weight <= 1:
+            raise ValueError(f"ensemble_weight must be in [0, 1], got {ensemble_weight}.")
+        self.backbone = backbone
+        d = backbone.depth
+        taps = sorted(set(tap_layers)) if tap_layers else sorted({max(1, d // 3), max(1, 2 * d // 3), d})
+        if min(taps) < 0 or max(taps) > d:
+            raise ValueError(f"tap_layers {taps} out of range for a {d}-layer CLIP.")
+        self.tap_layers = taps
+        self.clip_size = clip_size
+        self.head = ProposalHead(backbone.width, backbone.embed_dim, len(taps), **dict(head or {}))
+        self.region = MaskPromptCLIP(backbone, **dict(region or {}))
+        self.ensemble_weight = ensemble_weight
+        self.mask_thr = mask_thr
+        self.use_clip = use_clip
+        self.mask_prompts = mask_prompts
+        self.region_batch = region_batch
+        self.deep_supervision = deep_supervision
+        self.num_region_passes = 0  # regions encoded by CLIP so far (efficiency accounting)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Everything but the frozen CLIP."""
+        return [p for n, p in self.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
+
+    # ------------------------------------------------------------------ stage 1
+    def proposals(self, images: torch.Tensor, text: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """Stage 1 on ``(B, 3, H, W)`` images in [0, 1]: one prediction dict per decoder layer."""
+        x = self.backbone.normalize(images)
+        if self.clip_size is not None and tuple(x.shape[-2:]) != (self.clip_size, self.clip_size):
+            x = F.interpolate(
+                x, size=(self.clip_size,) * 2, mode="bilinear", align_corners=False, antialias=True
+            )
+        feats = self.backbone.forward_views(x, self.tap_layers, kv_from=self.backbone.depth)
+        return self.head([feats.layers[t] for t in self.tap_layers], feats.grid, text)
+
+    def binary_masks(self, pred_masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """``(B, N, h, w)`` mask logits → ``(B, N, H, W)`` bool (bilinear upsampling, sigmoid > thr)."""
+        up = F.interpolate(pred_masks.float(), size=size, mode="bilinear", align_corners=False)
+        return up.sigmoid() > self.mask_thr
+
+    # ------------------------------------------------------------------ stage 2
+    def region_embeddings(
+        self, images: torch.Tensor, masks: torch.Tensor, image_index: torch.Tensor, use_prompts: bool = True
+    ) -> torch.Tensor:
+        """L2-normalised CLIP embeddings ``(R, E)`` of ``R`` masked regions (``masks (R, H, W)`` bool)."""
+        self.num_region_passes += len(masks)
+        return self.region(self.backbone, images, masks, image_index, use_prompts, self.region_batch)
+
+    def region_logits(self, embeddings: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """CLIP's logits ``(R, K)``: its logit scale times cosine similarity."""
+        return self.backbone.logit_scale * embeddings @ text.float().T
+
+    def ensemble(self, images: torch.Tensor, text: torch.Tensor, result: dict[str, Any]) -> dict[str, Any]:
+        """Replaces ``pred_logits`` of a stage-1 result with the CLIP ensemble (see module docstring)."""
+        logits, masks = result["pred_logits"].float(), result["pred_masks"]
+        b, n, k1 = logits.shape
+        p_mf = logits.softmax(dim=-1)[..., :-1]
+        binary = self.binary_masks(masks, tuple(images.shape[-2:])).flatten(0, 1)
+        valid = binary.flatten(1).any(dim=1)
+        idx = valid.nonzero()[:, 0]
+        p_clip = torch.ones(b * n, k1 - 1, device=logits.device)
+        if len(idx):
+            emb = self.region_embeddings(images, binary[idx], idx // n, use_prompts=self.mask_prompts)
+            p_clip[idx] = self.region_logits(emb, text).softmax(dim=-1)
+        probs = ensemble_probs(p_mf, p_clip.view(b, n, -1), valid.view(b, n), self.ensemble_weight)
+        return {
+            "pred_logits": probs_to_logits(probs),
+            "pred_probs": probs,
+            "pred_masks": masks,
+            "aux_outputs": [],
+            "proposal_logits": logits,
+            "region_valid": valid.view(b, n),
+        }
+
+    # ------------------------------------------------------------------ API shared with MROVSeg
+    def forward(self, images: torch.Tensor, text_embeddings: torch.Tensor) -> dict[str, Any]:
+        """Args:
+            images: ``(B, 3, H, W)`` in [0, 1].
+            text_embeddings: ``(K, E)`` L2-normalised class embeddings.
+
+        Returns:
+            ``{'pred_logits': (B, N, K+1), 'pred_masks': (B, N, h, w), 'aux_outputs': [...]}``; in
+            training stage 1 only, in evaluation the ensemble (if ``use_clip``).
+        """
+        outs = self.proposals(images, text_embeddings)
+        result: dict[str, Any] = dict(outs[-1])
+        result["aux_outputs"] = outs[:-1] if (self.training and self.deep_supervision) else []
+        if self.training or not self.use_clip:
+            return result
+        return self.ensemble(images, text_embeddings, result)
+
+    def semantic_scores(self, images: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
+        """Per-class scores ``(B, K, h, w)``: ``Σ_q p_q · sigmoid(M_q)`` with the ensembled ``p``."""
+        out = self(images, text_embeddings)
+        if "pred_probs" not in out:
+            return semantic_inference(out["pred_logits"], out["pred_masks"])
+        return torch.einsum("bnk,bnhw->bkhw", out["pred_probs"], out["pred_masks"].float().sigmoid())
