@@ -17,7 +17,7 @@ TINY_MGCA = [
     "experiment=mgca_toy",
     "model.dim=16",
     "model.depth=1",
-    "module.num_log_images=1",
+    "callbacks.wandb_eval.num_images=1",
     *TINY_DATA,
     *TINY_TRAINER,
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from functools import partial
 
 import lightning as L
 import pytest
@@ -23,7 +24,14 @@ def _module(backbone, **kwargs) -> OVSegModule:
     torch.manual_seed(0)
     model = OVSeg(backbone, head=TINY_HEAD, mask_thr=0.5)
     criterion = SetCriterion(HungarianMatcher(num_points=64), num_points=64)
-    return OVSegModule(model, criterion, templates=["{}"], window=64, lr=1e-3, **kwargs)
+    return OVSegModule(
+        model,
+        criterion,
+        templates=["{}"],
+        window=64,
+        optimizer=partial(torch.optim.AdamW, lr=1e-3, weight_decay=1e-4),
+        **kwargs,
+    )
 
 
 def _datamodule() -> ToyMaskCaptionDataModule:

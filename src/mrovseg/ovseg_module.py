@@ -31,9 +31,10 @@ import torch.nn.functional as F
 
 from mrovseg.constants import IGNORE_INDEX
 from mrovseg.data.captions import caption_nouns
-from mrovseg.lit_module import NO_DECAY_KEYWORDS, MROVSegModule
+from mrovseg.lit_module import MROVSegModule
 from mrovseg.model.ovseg.mining import match_nouns
 from mrovseg.model.ovseg.ovseg import OVSeg
+from mrovseg.optim import NO_DECAY_KEYWORDS
 
 PROMPT_SOURCES = ("gt", "captions")
 
@@ -184,6 +185,12 @@ class OVSegModule(MROVSegModule):
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
+        # lr, weight decay, betas and the poly power of stage 1 come from the module's optimizer and
+        # scheduler configs (``_partial_``), as for MROVSeg
+        opt = dict(getattr(self.make_optimizer, "keywords", {}))
+        lr, weight_decay = opt.get("lr", 2e-4), opt.get("weight_decay", 1e-4)
+        betas = tuple(opt.get("betas", (0.9, 0.999)))
+        poly_power = getattr(self.make_scheduler, "keywords", {}).get("power", 0.9)
         decay, no_decay, prompts, clip_ft = [], [], [], []
         for name, param in self.model.named_parameters():
             if not param.requires_grad or name.startswith("backbone."):
@@ -197,8 +204,8 @@ class OVSegModule(MROVSegModule):
             else:
                 decay.append(param)
         groups = [
-            {"params": decay, "weight_decay": hp.weight_decay, "lr": hp.lr},
-            {"params": no_decay, "weight_decay": 0.0, "lr": hp.lr},
+            {"params": decay, "weight_decay": weight_decay, "lr": lr},
+            {"params": no_decay, "weight_decay": 0.0, "lr": lr},
             {"params": prompts, "weight_decay": 0.0, "lr": hp.prompt_lr},
             {"params": clip_ft, "weight_decay": hp.finetune_weight_decay, "lr": hp.finetune_lr},
         ]
@@ -208,7 +215,7 @@ class OVSegModule(MROVSegModule):
         warm = max(1, min(hp.prompt_warmup, second // 2))
 
         def stage1(step: int) -> float:
-            return max(0.0, 1.0 - step / max(1, first)) ** hp.poly_power if step < first else 0.0
+            return max(0.0, 1.0 - step / max(1, first)) ** poly_power if step < first else 0.0
 
         def stage2(step: int) -> float:
             s = step - first
@@ -219,6 +226,6 @@ class OVSegModule(MROVSegModule):
             return 0.5 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(1, second - warm))))
 
         kept = [(g, f) for g, f in zip(groups, [stage1, stage1, stage2, stage2]) if g["params"]]
-        optimizer = torch.optim.AdamW([g for g, _ in kept], betas=tuple(hp.betas))
+        optimizer = torch.optim.AdamW([g for g, _ in kept], betas=betas)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [f for _, f in kept])
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -116,7 +116,7 @@ class MGCA(nn.Module):
         if self.view_size is not None and tuple(x.shape[-2:]) != (self.view_size, self.view_size):
             size = (self.view_size, self.view_size)
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-        feats = bb.forward_views(x, tap_layers=sorted({bb.depth - 1, *self.tap_layers}), kv_from=bb.depth)
+        feats = bb.forward_views(x, tap_layers=sorted({bb.depth - 1, *self.tap_layers}), cls_layer=bb.depth)
         last = bb.blocks[-1]
         _, _, v = bb.qkv(last, feats.layers[bb.depth - 1])
         value_path = last.attn.out_proj(rearrange(v, "n h t d -> n t (h d)"))

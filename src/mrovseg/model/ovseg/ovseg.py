@@ -133,7 +133,7 @@ class OVSeg(nn.Module):
             x = F.interpolate(
                 x, size=(self.clip_size,) * 2, mode="bilinear", align_corners=False, antialias=True
             )
-        feats = self.backbone.forward_views(x, self.tap_layers, kv_from=self.backbone.depth)
+        feats = self.backbone.forward_views(x, self.tap_layers, cls_layer=self.backbone.depth)
         return self.head([feats.layers[t] for t in self.tap_layers], feats.grid, text)
 
     def binary_masks(self, pred_masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
