@@ -109,7 +109,8 @@ class _CountValidations(L.Callback):
 
 def test_training_accumulates_to_the_global_batch(tmp_path: Path) -> None:
     """2 optimizer steps of 4 images with 2 per batch: 4 batches, validation after the second step."""
-    from mrovseg.train import build, make_trainer
+    from mrovseg.train import build
+    from mrovseg.utils import make_trainer
 
     overrides = ["global_batch_size=4", "data.batch_size=2", "test=false", "logger={}", "callbacks=none"]
     with composed("train", tmp_path, overrides) as cfg:

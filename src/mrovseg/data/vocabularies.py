@@ -66,15 +66,22 @@ CITYSCAPES_19 = VOCABULARIES["cityscapes"]  #: Cityscapes, the 19 evaluated clas
 
 _TEMPLATE_SETS = {key: tuple(e["templates"]) for key, e in _load_json("templates.json")["templates"].items()}
 VILD_TEMPLATES: tuple[str, ...] = _TEMPLATE_SETS["vild"]  #: The 14 ViLD templates (Gu et al., 2022).
-IMAGENET_TEMPLATES: tuple[str, ...] = _imagenet_templates()  #: CLIP's 80 ImageNet templates.
 
 #: Template-set name -> prompt templates, each with one ``{}`` placeholder for the class name.
 #: ``"photo"`` is the single template the toy CLIP was pretrained with (scripts/pretrain_toy_clip.py).
-TEMPLATES: dict[str, tuple[str, ...]] = {
+#: ``"imagenet"`` (CLIP's 80 ImageNet templates, ``IMAGENET_TEMPLATES``) is read from open_clip on
+#: first use, so importing this module (the dataset checker does) does not import torch/open_clip.
+TEMPLATES: dict[str, tuple[str, ...] | None] = {
     "vild": VILD_TEMPLATES,
-    "imagenet": IMAGENET_TEMPLATES,
+    "imagenet": None,
     "photo": _TEMPLATE_SETS["photo"],
 }
+
+
+def __getattr__(name: str) -> tuple[str, ...]:
+    if name == "IMAGENET_TEMPLATES":
+        return tuple(get_templates("imagenet"))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_vocabulary(name: str) -> list[str]:
@@ -100,6 +107,8 @@ def get_templates(name: str = "vild") -> list[str]:
     """
     if name not in TEMPLATES:
         raise KeyError(f"unknown template set {name!r}; known: {sorted(TEMPLATES)}")
+    if TEMPLATES[name] is None:
+        TEMPLATES[name] = _imagenet_templates()
     return list(TEMPLATES[name])
 
 
