@@ -24,7 +24,6 @@ __all__ = [
     "ADE_847",
     "CITYSCAPES_19",
     "COCO_STUFF_171",
-    "IMAGENET_TEMPLATES",
     "PC_59",
     "PC_459",
     "TEMPLATES",
