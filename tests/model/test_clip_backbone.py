@@ -339,7 +339,8 @@ def test_only_clip_backbone_reaches_into_open_clip_blocks() -> None:
     offenders = [
         str(path.relative_to(package))
         for path in sorted(package.rglob("*.py"))
-        if path.name != "clip_backbone.py" and internals.search(path.read_text())
+        # the text tower's truncated forward is the backbone's own helper module (kept apart for length)
+        if path.name not in ("clip_backbone.py", "text_encoder.py") and internals.search(path.read_text())
     ]
     assert offenders == []
     for name in ("classifier.py", "dense_clip.py", "mrovseg.py"):  # no block's .mlp / .attn either

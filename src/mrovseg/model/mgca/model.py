@@ -117,9 +117,7 @@ class MGCA(nn.Module):
             size = (self.view_size, self.view_size)
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
         feats = bb.forward_views(x, tap_layers=sorted({bb.depth - 1, *self.tap_layers}), cls_layer=bb.depth)
-        last = bb.blocks[-1]
-        _, _, v = bb.qkv(last, feats.layers[bb.depth - 1])
-        value_path = last.attn.out_proj(rearrange(v, "n h t d -> n t (h d)"))
+        value_path = bb.value_path(feats.layers[bb.depth - 1])  # MaskCLIP's dense path
         gh, gw = feats.grid
         base = F.normalize(bb.head(value_path[:, 1:]).float(), dim=-1)
         base = rearrange(base, "b (h w) e -> b e h w", h=gh, w=gw)

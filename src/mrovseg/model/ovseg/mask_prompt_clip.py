@@ -182,15 +182,12 @@ class MaskPromptCLIP(nn.Module):
         cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)
         x = visual.ln_pre(x)
-        for i, block in enumerate(visual.transformer.resblocks):
+        for i, block in enumerate(backbone.blocks):
             if use and 0 < i < self.prompt_depth:
                 patches = torch.where(blank[..., None], self.prompts[i].to(x.dtype), x[:, 1:])
                 x = torch.cat([x[:, :1], patches], dim=1)
             x = backbone.block_forward(block, x)[0]
-        out = visual.ln_post(x[:, 0])
-        if visual.proj is not None:
-            out = out @ visual.proj
-        return F.normalize(out.float(), dim=-1)
+        return F.normalize(backbone.head(x[:, 0]).float(), dim=-1)
 
     def forward(
         self,
