@@ -25,7 +25,7 @@ from mrovseg.data.benchmarks import BenchmarkInfo
 from mrovseg.data.check import CheckReport, DatasetCheckError, check_dataset, label_value_problems
 from mrovseg.data.custom_layout import CustomLayout, read_layout
 from mrovseg.data.datasets import LabelValueError, SemanticSegDataset, Transform
-from mrovseg.data.sampling import eval_sampler, trainer_replicas
+from mrovseg.data.sampling import segmentation_loader
 from mrovseg.data.transforms import EvalTransform, TrainTransform
 
 __all__ = ["CustomDataModule", "CustomSegDataset", "DatasetCheckError"]
@@ -202,17 +202,7 @@ class CustomDataModule(L.LightningDataModule):
             self.eval_dataset = CustomSegDataset(layout, pairs, train=False, transform=self.eval_transform)
 
     def _loader(self, dataset: CustomSegDataset, batch_size: int, train: bool) -> DataLoader:
-        sampler = None if train else eval_sampler(dataset, *trainer_replicas(self.trainer), self.name)
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=train,
-            sampler=sampler,
-            drop_last=train and self.drop_last,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers,
-        )
+        return segmentation_loader(self, dataset, batch_size, train, self.name)
 
     def train_dataloader(self) -> DataLoader:
         if self.train_dataset is None:

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from mrovseg.constants import DEFAULT_EVAL_SHORT_SIDE
 from mrovseg.data.benchmarks import BenchmarkInfo, get_benchmark
 from mrovseg.data.datasets import SemanticSegDataset
-from mrovseg.data.sampling import eval_sampler, trainer_replicas
+from mrovseg.data.sampling import segmentation_loader
 from mrovseg.data.transforms import EvalTransform, TrainTransform
 
 __all__ = ["OVSegDataModule"]
@@ -125,17 +125,7 @@ class OVSegDataModule(L.LightningDataModule):
             ]
 
     def _loader(self, dataset: SemanticSegDataset, batch_size: int, train: bool) -> DataLoader:
-        sampler = None if train else eval_sampler(dataset, *trainer_replicas(self.trainer), dataset.spec.name)
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=train,
-            sampler=sampler,
-            drop_last=train and self.drop_last,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers,
-        )
+        return segmentation_loader(self, dataset, batch_size, train, dataset.spec.name)
 
     def train_dataloader(self) -> DataLoader:
         if self.train_spec is None:

@@ -17,7 +17,7 @@ from collections.abc import Sized
 from typing import Any
 
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 def eval_sampler(dataset: Sized, num_replicas: int = 1, rank: int = 0, name: str = "") -> Sampler | None:
@@ -51,3 +51,22 @@ def trainer_replicas(trainer: Any) -> tuple[int, int]:
     if trainer is None:
         return 1, 0
     return int(trainer.world_size), int(trainer.global_rank)
+
+
+def segmentation_loader(
+    datamodule: Any, dataset: Dataset, batch_size: int, train: bool, name: str
+) -> DataLoader:
+    """A datamodule's loader: shuffled (and ``drop_last`` as the datamodule says) for training; for
+    evaluation each image exactly once across processes (:func:`eval_sampler`). The datamodule gives
+    ``trainer``, ``drop_last``, ``num_workers``, ``pin_memory`` and ``persistent_workers``."""
+    sampler = None if train else eval_sampler(dataset, *trainer_replicas(datamodule.trainer), name)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=train,
+        sampler=sampler,
+        drop_last=train and datamodule.drop_last,
+        num_workers=datamodule.num_workers,
+        pin_memory=datamodule.pin_memory,
+        persistent_workers=datamodule.persistent_workers,
+    )

@@ -25,22 +25,24 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import open_clip
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
+
+from mrovseg.model.clip_weights import CLIPWeightsError, build_open_clip
+
+__all__ = ["OPENAI_MEAN", "OPENAI_STD", "CLIPBackbone", "CLIPWeightsError", "ViewFeatures", "build_open_clip"]
 
 log = logging.getLogger(__name__)
 
-OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-_WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+#: CLIP's pixel mean / std (open_clip's constants).
+OPENAI_MEAN, OPENAI_STD = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 
 @dataclass
@@ -58,90 +60,6 @@ class ViewFeatures:
     layers: dict[int, torch.Tensor]
     kv: list[tuple[torch.Tensor, torch.Tensor]]
     grid: tuple[int, int]
-
-
-class CLIPWeightsError(RuntimeError):
-    """CLIP weights could not be found or loaded."""
-
-
-def _is_path_like(value: str) -> bool:
-    return os.sep in value or value.startswith(".") or value.endswith(_WEIGHT_SUFFIXES)
-
-
-def _register_config(model_config: str | Path) -> str:
-    path = Path(model_config)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"open_clip model config not found: {path}. Expected a JSON file with "
-            "'embed_dim', 'vision_cfg' and 'text_cfg' (open_clip's model-config format)."
-        )
-    open_clip.add_model_config(str(path))
-    if open_clip.get_model_config(path.stem) is None:
-        raise ValueError(
-            f"{path} is not a valid open_clip model config (needs embed_dim, vision_cfg, text_cfg)."
-        )
-    return path.stem
-
-
-def build_open_clip(
-    model_name: str,
-    pretrained: str | None,
-    model_config: str | Path | None = None,
-    quick_gelu: bool | None = None,
-) -> nn.Module:
-    """Creates an open_clip model from a name and a tag, a local weights file, or nothing (random).
-
-    Args:
-        model_name: open_clip model name, e.g. ``ViT-B-16``; with ``model_config`` it must be the
-            config file's stem.
-        pretrained: an open_clip pretrained tag (``openai``, ``laion2b_s34b_b88k``, ...), a path to
-            a state dict (``.pt``/``.pth``/``.bin``/``.safetensors``) saved from an open_clip model,
-            or None/``"none"`` for random weights (tests and FLOP counting).
-        model_config: optional path of a custom open_clip model-config JSON to register first.
-        quick_gelu: use QuickGELU activations (OpenAI CLIP was trained with them). None: only for
-            the ``openai`` tag. A weights *file* cannot tell, so OpenAI weights loaded from a file
-            need ``quick_gelu=True`` (or a ``*-quickgelu`` model name), else the features are wrong.
-
-    Raises:
-        FileNotFoundError: ``pretrained`` looks like a path that does not exist.
-        CLIPWeightsError: a tag is unknown or its weights cannot be downloaded (no network).
-    """
-    if model_config is not None:
-        registered = _register_config(model_config)
-        if registered != model_name:
-            raise ValueError(f"model_name {model_name!r} differs from the config file's stem {registered!r}.")
-    if model_name.replace("/", "-") not in open_clip.list_models():
-        raise ValueError(
-            f"Unknown open_clip model {model_name!r}. Known: {', '.join(open_clip.list_models()[:20])}, ..."
-        )
-    if pretrained is None or str(pretrained).lower() in ("", "none", "random"):
-        return open_clip.create_model(model_name, pretrained=None, force_quick_gelu=bool(quick_gelu))
-    pretrained = str(pretrained)
-    if _is_path_like(pretrained) or Path(pretrained).exists():
-        path = Path(pretrained).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"CLIP weights file not found: {path}. Pass an existing state dict saved from an open_clip "
-                f"'{model_name}' model, e.g. clip.pretrained=/path/to/weights.safetensors."
-            )
-        return open_clip.create_model(model_name, pretrained=str(path), force_quick_gelu=bool(quick_gelu))
-    tags = open_clip.list_pretrained_tags_by_model(model_name)
-    if pretrained not in tags:
-        raise CLIPWeightsError(
-            f"{pretrained!r} is neither a file nor a known open_clip tag for {model_name} (tags: {tags})."
-        )
-    if quick_gelu is None:
-        quick_gelu = pretrained == "openai" and "quickgelu" not in model_name.lower()
-    try:
-        return open_clip.create_model(model_name, pretrained=pretrained, force_quick_gelu=quick_gelu)
-    except Exception as err:  # download failures surface as many exception types
-        raise CLIPWeightsError(
-            f"Could not load the '{pretrained}' weights of {model_name}: {err}\n"
-            "They are downloaded by open_clip on first use, which needs a network (none here?). Either run once "
-            f"where a network exists: python -c \"import open_clip; open_clip.create_model('{model_name}', "
-            f"pretrained='{pretrained}')\" (cached under ~/.cache/huggingface), or save the weights and pass "
-            "clip.pretrained=/path/to/weights.safetensors (see README, 'CLIP weights offline')."
-        ) from err
 
 
 class CLIPBackbone(nn.Module):
@@ -391,8 +309,7 @@ class CLIPBackbone(nn.Module):
             batch_size: Prompts per text-tower pass.
             progress: Show a tqdm bar over the batches; None: only for more than 1,000 prompts.
         """
-        from mrovseg.model import text_cache
-        from mrovseg.model.text_encoder import encode_prompts, vocabulary_prompts
+        from mrovseg.model.text_encoder import vocabulary_embeddings
 
         if len(class_names) == 0:
             raise ValueError("The vocabulary is empty: give at least one class name.")
@@ -401,40 +318,22 @@ class CLIPBackbone(nn.Module):
         key = (tuple(class_names), tuple(templates))
         device = self.image_mean.device
         if key not in self._text_cache:
-            prompts, owner = vocabulary_prompts(class_names, templates)
-            folder = text_cache.cache_dir()
-            disk_key = text_cache.entry_key(self.text_fingerprint(), templates, class_names) if folder else ""
-            stored = text_cache.load(folder, disk_key, templates, class_names) if folder else None
-            if stored is not None:
-                self._text_cache[key] = stored.to(device)
-            else:
-                feats_all = encode_prompts(
-                    self.encode_text, self.tokenizer, prompts, batch_size, progress, device
-                )
-                owner_t = torch.tensor(owner, device=device)
-                summed = torch.zeros(len(class_names), feats_all.shape[-1], device=device).index_add_(
-                    0, owner_t, feats_all
-                )
-                self._text_cache[key] = F.normalize(summed, dim=-1)
-                if folder:
-                    text_cache.save(folder, disk_key, templates, class_names, self._text_cache[key])
+            self._text_cache[key] = vocabulary_embeddings(
+                self.encode_text, self.tokenizer, self.text_fingerprint, class_names, templates,
+                batch_size, progress, device,
+            )  # fmt: skip
         cached = self._text_cache[key]
         if cached.device != device:  # the model moved: keep the cache where the model is
             cached = self._text_cache[key] = cached.to(device)
         return cached
 
-    # ------------------------------------------------------------------ added for MGCA (text supervision)
     @torch.no_grad()
     def encode_prompts(self, prompts: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
-        """L2-normalised text embeddings ``(n, E)`` of raw prompts, not cached (caption nouns are open-ended)."""
-        if len(prompts) == 0:
-            return torch.zeros(0, self.embed_dim, device=self.image_mean.device)
+        """L2-normalised text embeddings ``(n, E)`` of raw prompts, not cached (caption nouns are
+        open-ended; MGCA's training)."""
+        from mrovseg.model.text_encoder import encode_prompts
+
         device = self.image_mean.device
-        feats = [
-            F.normalize(
-                self.clip.encode_text(self.tokenizer(list(prompts[s : s + batch_size])).to(device)).float(),
-                dim=-1,
-            )
-            for s in range(0, len(prompts), batch_size)
-        ]
-        return torch.cat(feats)
+        if len(prompts) == 0:
+            return torch.zeros(0, self.embed_dim, device=device)
+        return encode_prompts(self.encode_text, self.tokenizer, prompts, batch_size, False, device)

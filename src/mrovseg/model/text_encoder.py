@@ -102,3 +102,34 @@ def encode_prompts(
     if feats is None:
         raise ValueError("No prompts to encode.")
     return feats
+
+
+def vocabulary_embeddings(
+    encode: Callable[[torch.Tensor], torch.Tensor],
+    tokenizer: Callable[[Sequence[str]], torch.Tensor],
+    fingerprint: Callable[[], str],
+    class_names: Sequence[str],
+    templates: Sequence[str],
+    batch_size: int = 256,
+    progress: bool | None = None,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Class embeddings ``(K, E)``: the L2-normalised mean of each class's L2-normalised prompt
+    embeddings (every synonym × template), read from / written to the disk cache of
+    :mod:`mrovseg.model.text_cache` when it is on (keyed by ``fingerprint()``, the templates, the names).
+    """
+    from mrovseg.model import text_cache
+
+    folder = text_cache.cache_dir()
+    disk_key = text_cache.entry_key(fingerprint(), templates, class_names) if folder else ""
+    stored = text_cache.load(folder, disk_key, templates, class_names) if folder else None
+    if stored is not None:
+        return stored.to(device)
+    prompts, owner = vocabulary_prompts(class_names, templates)
+    feats = encode_prompts(encode, tokenizer, prompts, batch_size, progress, device)
+    owner_t = torch.tensor(owner, device=device)
+    summed = torch.zeros(len(class_names), feats.shape[-1], device=device).index_add_(0, owner_t, feats)
+    embeddings = F.normalize(summed, dim=-1)
+    if folder:
+        text_cache.save(folder, disk_key, templates, class_names, embeddings)
+    return embeddings
