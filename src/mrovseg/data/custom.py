@@ -25,7 +25,7 @@ from mrovseg.data.benchmarks import BenchmarkInfo
 from mrovseg.data.check import CheckReport, DatasetCheckError, check_dataset, label_value_problems
 from mrovseg.data.custom_layout import CustomLayout, read_layout
 from mrovseg.data.datasets import LabelValueError, SemanticSegDataset, Transform
-from mrovseg.data.sampling import segmentation_loader
+from mrovseg.data.sampling import segmentation_loader, store_loader_settings
 from mrovseg.data.transforms import EvalTransform, TrainTransform
 
 __all__ = ["CustomDataModule", "CustomSegDataset", "DatasetCheckError"]
@@ -149,11 +149,11 @@ class CustomDataModule(L.LightningDataModule):
             relative_to_image=scale_relative_to_image,
         )
         self.eval_transform = EvalTransform(eval_short_side, eval_max_long_side) if eval_short_side else None
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-        self.num_workers, self.pin_memory = num_workers, pin_memory
-        self.persistent_workers = persistent_workers and num_workers > 0
-        self.train_split, self.eval_split = train_split, eval_split
-        self.drop_last = drop_last
+        store_loader_settings(
+            self, batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers,
+            pin_memory=pin_memory, persistent_workers=persistent_workers, train_split=train_split,
+            eval_split=eval_split, drop_last=drop_last,
+        )  # fmt: skip
         self._layout: CustomLayout | None = None
         self._checked: set[str] = set()
         self.train_dataset: CustomSegDataset | None = None

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from mrovseg.constants import DEFAULT_EVAL_SHORT_SIDE
 from mrovseg.data.benchmarks import BenchmarkInfo, get_benchmark
 from mrovseg.data.datasets import SemanticSegDataset
-from mrovseg.data.sampling import segmentation_loader
+from mrovseg.data.sampling import segmentation_loader, store_loader_settings
 from mrovseg.data.transforms import EvalTransform, TrainTransform
 
 __all__ = ["OVSegDataModule"]
@@ -90,15 +90,12 @@ class OVSegDataModule(L.LightningDataModule):
             relative_to_image=scale_relative_to_image,
         )
         self.eval_transform = EvalTransform(eval_short_side, eval_max_long_side)
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
-        self.persistent_workers = persistent_workers and num_workers > 0
-        self.train_split = train_split
-        self.eval_split = eval_split
+        store_loader_settings(
+            self, batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers,
+            pin_memory=pin_memory, persistent_workers=persistent_workers, train_split=train_split,
+            eval_split=eval_split, drop_last=drop_last,
+        )  # fmt: skip
         self.check_labels = check_labels
-        self.drop_last = drop_last
         self.train_dataset: SemanticSegDataset | None = None
         self.eval_datasets: list[SemanticSegDataset] = []
 

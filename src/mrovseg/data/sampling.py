@@ -53,6 +53,27 @@ def trainer_replicas(trainer: Any) -> tuple[int, int]:
     return int(trainer.world_size), int(trainer.global_rank)
 
 
+def store_loader_settings(
+    datamodule: Any,
+    *,
+    batch_size: int,
+    eval_batch_size: int,
+    num_workers: int,
+    pin_memory: bool,
+    persistent_workers: bool,
+    train_split: str,
+    eval_split: str,
+    drop_last: bool,
+) -> None:
+    """Sets the attributes a datamodule's loaders read (:func:`segmentation_loader`): batch sizes,
+    workers (kept alive between epochs only when there are any), splits and ``drop_last``."""
+    datamodule.batch_size, datamodule.eval_batch_size = int(batch_size), int(eval_batch_size)
+    datamodule.num_workers, datamodule.pin_memory = int(num_workers), bool(pin_memory)
+    datamodule.persistent_workers = bool(persistent_workers) and num_workers > 0
+    datamodule.train_split, datamodule.eval_split = train_split, eval_split
+    datamodule.drop_last = bool(drop_last)
+
+
 def segmentation_loader(
     datamodule: Any, dataset: Dataset, batch_size: int, train: bool, name: str
 ) -> DataLoader:
