@@ -5,6 +5,7 @@
     python scripts/seeds.py --out outputs/seeds/dense --entry eval -- model=dense_clip data=toy clip=toy
     python scripts/seeds.py --out outputs/seeds/p0 --seeds 0 1 2 3 --jobs 2 -- model.slice_ratio=0
     python scripts/seeds.py --collect outputs/seeds/default outputs/seeds/p0   # table of finished runs
+    python scripts/seeds.py --collect outputs/mgca/full --metrics eval/units/metrics.json   # another file per seed
 
 Each seed runs ``python -m mrovseg.<entry> <overrides> seed=S`` (and ``data.seed=S`` with
 ``--vary-data``) in its own run directory ``<out>/seed_<S>``; a seed whose ``metrics.json`` exists is
@@ -49,14 +50,16 @@ def run_seed(entry: str, overrides: list[str], seed: int, out: Path, threads: in
     return run_dir
 
 
-def load_metrics(run_dirs: list[Path], benchmark: str | None) -> list[dict]:
-    """The metrics of one benchmark (default: the first in the file) from each run's ``metrics.json``."""
+def load_metrics(
+    run_dirs: list[Path], benchmark: str | None, metrics_file: str = "metrics.json"
+) -> list[dict]:
+    """The metrics of one benchmark (default: the first in the file) from each run's ``metrics_file``."""
     rows = []
     for run_dir in run_dirs:
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+        metrics = json.loads((run_dir / metrics_file).read_text())
         name = benchmark or next(iter(metrics))
         if name not in metrics:
-            raise KeyError(f"{run_dir / 'metrics.json'} has no benchmark {name!r} (has {sorted(metrics)}).")
+            raise KeyError(f"{run_dir / metrics_file} has no benchmark {name!r} (has {sorted(metrics)}).")
         rows.append(metrics[name])
     return rows
 
@@ -83,8 +86,9 @@ def markdown(named: list[tuple[str, dict[str, tuple[float, float, int]]]]) -> st
     return "\n".join(lines)
 
 
-def finished_runs(out: Path) -> list[Path]:
-    return sorted(p for p in out.glob("seed_*") if (p / "metrics.json").is_file())
+def finished_runs(out: Path, metrics_file: str = "metrics.json") -> list[Path]:
+    """The ``seed_*`` directories under ``out`` that hold ``metrics_file``."""
+    return sorted(p for p in out.glob("seed_*") if (p / metrics_file).is_file())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,16 +102,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vary-data", action="store_true", help="also set data.seed=S (other scenes)")
     parser.add_argument("--benchmark", default=None, help="benchmark key in metrics.json (default: first)")
     parser.add_argument("--collect", type=Path, nargs="+", help="only tabulate these finished directories")
+    parser.add_argument(
+        "--metrics",
+        default="metrics.json",
+        help="with --collect: the metrics file inside each seed_* directory",
+    )
     args = parser.parse_args(argv)
 
     if args.collect:
         named = []
         for out in args.collect:
-            runs = finished_runs(out)
+            runs = finished_runs(out, args.metrics)
             if not runs:
-                print(f"error: no finished seed_*/metrics.json under {out}", file=sys.stderr)
+                print(f"error: no finished seed_*/{args.metrics} under {out}", file=sys.stderr)
                 return 2
-            named.append((out.name, summarize(load_metrics(runs, args.benchmark))))
+            named.append((out.name, summarize(load_metrics(runs, args.benchmark, args.metrics))))
         print(markdown(named))
         return 0
     if args.out is None:

@@ -59,3 +59,15 @@ def test_unknown_benchmark_is_named(tmp_path: Path) -> None:
     write_run(tmp_path, 0, 1.0, 1.0)
     with pytest.raises(KeyError, match="no benchmark 'ade150'"):
         seeds.load_metrics([tmp_path / "seed_0"], "ade150")
+
+
+def test_collect_reads_another_metrics_file_per_seed(tmp_path: Path, capsys) -> None:
+    for seed, m in enumerate([30.0, 34.0]):
+        run = tmp_path / "mgca" / f"seed_{seed}" / "eval" / "units"
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(json.dumps({"toy": {"mIoU": m}}))
+    args = ["--collect", str(tmp_path / "mgca"), "--metrics", "eval/units/metrics.json"]
+    assert seeds.main(args) == 0
+    assert capsys.readouterr().out.splitlines()[2] == "| mgca | 2 | 32.0 ± 2.8 |"
+    assert seeds.main(["--collect", str(tmp_path / "mgca")]) == 2  # no seed_*/metrics.json there
+    assert "no finished seed_*/metrics.json" in capsys.readouterr().err
