@@ -42,7 +42,7 @@ def main() -> None:
 
     from gradio_client import Client, handle_file
 
-    from mrovseg.demo import example_images
+    from mrovseg.demo.session import example_images
 
     work = Path(tempfile.mkdtemp(prefix="bench-demo-"))
     photo = example_images(work / "photo", count=1, size=(480, 640))[0]

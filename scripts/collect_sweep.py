@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from mrovseg.metrics import SUMMARY_KEYS as COLUMNS
+from mrovseg.training.metrics import SUMMARY_KEYS as COLUMNS
 
 
 def collect(sweep_dir: Path, benchmark: str | None) -> list[tuple[str, dict]]:

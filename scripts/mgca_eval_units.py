@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
-from mrovseg.checkpoint import load_module
+from mrovseg.training.checkpoint import load_module
 from mrovseg.data.toy_datamodule import ToyDataModule
-from mrovseg.lit_module import Benchmark
+from mrovseg.training.mrovseg import Benchmark
 from mrovseg.model.inference import sliding_window, upsample_argmax
 from mrovseg.model.mgca.units import semantic_units, unit_scores
-from mrovseg.utils import write_metrics
+from mrovseg.training.trainer import write_metrics
 
 
 def main() -> None:

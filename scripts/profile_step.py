@@ -15,7 +15,7 @@ of the adapter blocks (``model.adapter.checkpoint``), each in a fresh process (`
 one side), sampled every 2 ms (``mrovseg.benchmarking.memory.PeakMemory``; torch.cuda is n/a).
 
 ``compile`` — eval-mode inference latency of one ``--size``² image, eager against the trainable parts
-compiled with ``torch.compile`` (``mrovseg.speed.compile_trainable``, Inductor), one timed run each
+compiled with ``torch.compile`` (``mrovseg.training.speed.compile_trainable``, Inductor), one timed run each
 after a warm-up (the compilation), and their ratio.
 
 Usage:
@@ -44,7 +44,7 @@ from mrovseg.benchmarking.report import markdown
 from mrovseg.benchmarking.step_profile import PARTS, STEP, part_flops, profile_step
 from mrovseg.benchmarking.timing import timed
 from mrovseg.benchmarking.train_step import make_train_step
-from mrovseg.speed import compile_trainable
+from mrovseg.training.speed import compile_trainable
 
 
 def stamp() -> str:

@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 
 from mrovseg.config import CONF_DIR
 from mrovseg.model.clip_backbone import CLIPBackbone
-from mrovseg.model.mrovseg import MROVSeg
+from mrovseg.model.mrovseg.model import MROVSeg
 
 torch.set_num_threads(int(os.environ.get("MROVSEG_TEST_THREADS", "1")))
 

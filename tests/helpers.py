@@ -341,7 +341,7 @@ def tiny_trained_run(root: Path) -> tuple[Path, L.LightningModule]:
     ``<run>/checkpoints/last.ckpt`` holds the final weights.
     """
     from mrovseg.train import build
-    from mrovseg.utils import make_trainer
+    from mrovseg.training.trainer import make_trainer
 
     if root not in _TRAINED:
         run = root / "run"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from mrovseg.batching import accumulation_steps, apply_global_batch
+from mrovseg.training.batching import accumulation_steps, apply_global_batch
 from mrovseg.data.transforms import resize_short_side
 from mrovseg.model.inference import sliding_window
 from tests.helpers import composed
@@ -42,7 +42,7 @@ def _trainer(**kwargs) -> L.Trainer:
 
 def test_apply_global_batch_sets_accumulation_and_keeps_validation_in_steps(caplog) -> None:
     trainer = _trainer(val_check_interval=5, check_val_every_n_epoch=None)
-    with caplog.at_level(logging.INFO, logger="mrovseg.batching"):
+    with caplog.at_level(logging.INFO, logger="mrovseg.training.batching"):
         assert apply_global_batch(trainer, 32, 16) == 32
     assert trainer.accumulate_grad_batches == 2
     assert trainer.val_check_interval == 10  # batches: every 5 optimizer steps
@@ -110,7 +110,7 @@ class _CountValidations(L.Callback):
 def test_training_accumulates_to_the_global_batch(tmp_path: Path) -> None:
     """2 optimizer steps of 4 images with 2 per batch: 4 batches, validation after the second step."""
     from mrovseg.train import build
-    from mrovseg.utils import make_trainer
+    from mrovseg.training.trainer import make_trainer
 
     overrides = ["global_batch_size=4", "data.batch_size=2", "test=false", "logger={}", "callbacks=none"]
     with composed("train", tmp_path, overrides) as cfg:

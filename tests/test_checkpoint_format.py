@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from mrovseg.checkpoint import (
+from mrovseg.training.checkpoint import (
     apply_overrides,
     build_config_of,
     build_module,
@@ -76,9 +76,9 @@ def test_build_config_of_an_older_checkpoint_is_upgraded_to_partial_optimizer_co
 
 
 def test_checkpoints_from_before_the_cls_key_switch_keep_the_cls_key() -> None:
-    old = {"model": {"_target_": "mrovseg.model.mrovseg.MROVSeg", "classifier": {"decoupled": True}}}
+    old = {"model": {"_target_": "mrovseg.model.mrovseg.model.MROVSeg", "classifier": {"decoupled": True}}}
     assert upgrade_build_config(old)["model"]["classifier"] == {"decoupled": True, "cls_key": True}
-    new = {"model": {"_target_": "mrovseg.model.mrovseg.MROVSeg", "classifier": {"cls_key": False}}}
+    new = {"model": {"_target_": "mrovseg.model.mrovseg.model.MROVSeg", "classifier": {"cls_key": False}}}
     assert upgrade_build_config(new)["model"]["classifier"]["cls_key"] is False
-    other = {"model": {"_target_": "mrovseg.model.dense_clip.DenseCLIP"}}
+    other = {"model": {"_target_": "mrovseg.model.training_free.dense_clip.DenseCLIP"}}
     assert "classifier" not in upgrade_build_config(other)["model"]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mrovseg.checkpoint import load_module, read_checkpoint
+from mrovseg.training.checkpoint import load_module, read_checkpoint
 from mrovseg.eval import evaluate
 from tests.helpers import (
     METRIC_KEYS,

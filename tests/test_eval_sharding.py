@@ -23,7 +23,7 @@ from torch.utils.data import DistributedSampler
 
 from mrovseg.data.sampling import eval_sampler, trainer_replicas
 from mrovseg.data.toy_datamodule import ToyDataModule
-from mrovseg.metrics import SegMetrics
+from mrovseg.training.metrics import SegMetrics
 from tests.helpers import OVERFIT_MODEL, TINY, composed, describe, run_entry_point, tiny_trained_run
 
 K, SIZE = 4, 8

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mrovseg.checkpoint import build_config_of, build_module
+from mrovseg.training.checkpoint import build_config_of, build_module
 from mrovseg.config import CONF_DIR
 from mrovseg.constants import IGNORE_INDEX
 from mrovseg.model.criterion import targets_from_semantic

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from mrovseg.constants import REPO_ROOT
-from mrovseg.latest_checkpoint import LatestCheckpoint
+from mrovseg.training.callbacks.latest_checkpoint import LatestCheckpoint
 from mrovseg.train import train
 from tests.helpers import TINY, composed, subprocess_env
 from tests.killable import read_records
@@ -132,7 +132,7 @@ class _FakeTrainer:
 
 def test_written_by_minutes_through_a_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [1000.0]
-    monkeypatch.setattr("mrovseg.latest_checkpoint.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("mrovseg.training.callbacks.latest_checkpoint.time.monotonic", lambda: clock[0])
     callback = LatestCheckpoint(tmp_path, every_n_train_steps=None, every_minutes=2)
     trainer = _FakeTrainer()
     callback.on_train_start(trainer, None)

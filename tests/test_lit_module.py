@@ -1,4 +1,4 @@
-"""Tests of the LightningModule (``mrovseg.lit_module``): metric accumulation, optimiser, NaN guard."""
+"""Tests of the LightningModule (``mrovseg.training.mrovseg``): metric accumulation, optimiser, NaN guard."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from mrovseg.checkpoint import build_config_of, build_module, load_module
+from mrovseg.training.checkpoint import build_config_of, build_module, load_module
 from mrovseg.constants import IGNORE_INDEX
 from mrovseg.data.benchmarks import BenchmarkInfo
 from mrovseg.data.toy_datamodule import ToyDataModule
 from mrovseg.data.transforms import resize_short_side
-from mrovseg.eval_callbacks import PredictionWriter
+from mrovseg.training.callbacks.prediction_writer import PredictionWriter
 from tests.helpers import composed, numpy_seg_metrics, tiny_trained_run
 
 
@@ -95,7 +95,7 @@ def test_non_finite_loss_stops_training_naming_the_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mrovseg.train import build
-    from mrovseg.utils import make_trainer
+    from mrovseg.training.trainer import make_trainer
 
     with composed("train", tmp_path, ["trainer.max_steps=5", "callbacks=none", "logger={}"]) as cfg:
         datamodule, module = build(cfg)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mrovseg.constants import IGNORE_INDEX
-from mrovseg.metrics import SegMetrics, per_class_iou_dict
+from mrovseg.training.metrics import SegMetrics, per_class_iou_dict
 
 
 def _reference(preds: np.ndarray, target: np.ndarray, k: int) -> tuple[np.ndarray, float, float]:
@@ -123,7 +123,7 @@ def test_invalid_inputs_raise():
 
 
 def test_summary_keys_are_the_scalar_keys_of_a_metrics_entry() -> None:
-    from mrovseg.metrics import SUMMARY_KEYS
+    from mrovseg.training.metrics import SUMMARY_KEYS
     from tests.helpers import METRIC_KEYS
 
     assert set(SUMMARY_KEYS) == METRIC_KEYS - {"per_class_iou", "num_images"}

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from mrovseg.data.caption_datamodule import ToyCaptionDataModule, collate_captions
-from mrovseg.mgca_module import batch_nouns
+from mrovseg.training.mgca import batch_nouns
 from mrovseg.train import train
 from tests.helpers import TINY_DATA, TINY_TRAINER, composed
 

@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from mrovseg.optim import ClosedFormPolynomialLR, decay_groups
+from mrovseg.training.optim import ClosedFormPolynomialLR, decay_groups
 
 
 def _lr_sequence(make_scheduler, steps: int, base_lr: float) -> list[list[float]]:

@@ -14,7 +14,7 @@ from mrovseg.data.toy_mask_caption_datamodule import ToyMaskCaptionDataModule
 from mrovseg.model.criterion import SetCriterion
 from mrovseg.model.matcher import HungarianMatcher
 from mrovseg.model.ovseg import OVSeg
-from mrovseg.ovseg_module import OVSegModule
+from mrovseg.training.ovseg import OVSegModule
 
 TINY_HEAD = {"dim": 32, "mask_dim": 16, "num_queries": 6, "num_layers": 2, "num_heads": 2, "ffn_dim": 64,
              "upsample": 1, "class_hidden": 32}  # fmt: skip
@@ -126,7 +126,7 @@ def test_experiment_configs_compose(experiment, source, data_target):
 
     cfg = compose_with_hydra("train", [f"experiment={experiment}"])
     assert cfg.model._target_ == "mrovseg.model.ovseg.OVSeg"
-    assert cfg.module._target_ == "mrovseg.ovseg_module.OVSegModule"
+    assert cfg.module._target_ == "mrovseg.training.ovseg.OVSegModule"
     assert cfg.module.prompt_source == source
     assert cfg.model.ensemble_weight == 0.7
     assert cfg.data._target_ == data_target
@@ -134,7 +134,7 @@ def test_experiment_configs_compose(experiment, source, data_target):
 
 
 def test_toy_experiment_builds(toy_backbone):
-    from mrovseg.checkpoint import build_config_of, build_module
+    from mrovseg.training.checkpoint import build_config_of, build_module
     from tests.helpers import compose_with_hydra
 
     cfg = compose_with_hydra("train", ["experiment=ovseg_toy", "clip.pretrained=null"])

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mrovseg.model.mrovseg import MROVSeg
-from mrovseg.speed import TRAINABLE_PARTS, adamw_options, compile_trainable
+from mrovseg.model.mrovseg.model import MROVSeg
+from mrovseg.training.speed import TRAINABLE_PARTS, adamw_options, compile_trainable
 from tests.helpers import compose_with_hydra, composed
 
 
@@ -118,7 +118,7 @@ def test_adamw_options_choose_fused_on_cuda() -> None:
 
 
 def test_trainer_compile_is_ours_not_lightnings(tmp_path: Path) -> None:
-    from mrovseg.utils import make_trainer
+    from mrovseg.training.trainer import make_trainer
 
     with composed("train", tmp_path, ["trainer.compile=true"]) as cfg:
         assert cfg.trainer.compile is True

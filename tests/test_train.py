@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from mrovseg.checkpoint import load_module
+from mrovseg.training.checkpoint import load_module
 from mrovseg.constants import IGNORE_INDEX
 from mrovseg.data.synthetic import ToyWorld
 from mrovseg.train import train
-from mrovseg.wandb_logging import overlay_payload
+from mrovseg.training.callbacks.wandb_logging import overlay_payload
 from tests.helpers import (
     METRIC_KEYS,
     OVERFIT,
@@ -203,7 +203,7 @@ def test_wandb_logger_writes_an_offline_run(tmp_path: Path, monkeypatch: pytest.
     logged = records.read_bytes()
     for key in (b"train/loss", b"train/lr", b"val/toy/mIoU", b"val/toy/hIoU"):
         assert key in logged, key
-    # the extras of mrovseg.wandb_logging: the per-class IoU table and the overlays with both masks
+    # the extras of mrovseg.training.callbacks.wandb_logging: the per-class IoU table and the overlays with both masks
     media = offline / "files" / "media"
     (table,) = media.glob("table/val/toy/per_class_iou_*.table.json")
     rows = json.loads(table.read_text())["data"]

@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     # Lazy import so `import mrovseg` stays cheap (no Lightning/Hydra import).
     if name == "Segmenter":
-        from mrovseg.segmenter import Segmenter
+        from mrovseg.serving.segmenter import Segmenter
 
         return Segmenter
     raise AttributeError(f"module 'mrovseg' has no attribute {name!r}")

@@ -4,43 +4,19 @@ Also installed as the console script ``mrovseg-check-data``. Prints every proble
 dataset (:mod:`mrovseg.data.check`) with the per-class pixel-share table, writes ``N`` label
 overlays under ``<run dir>/preview/`` with ``preview=N`` (``--preview N`` is accepted too), and
 exits with status 1 when it found errors. ``full=false`` runs only the fast part, the one that
-training and evaluation run at start (:func:`check_before_training`).
+training runs at start (:func:`mrovseg.training.preflight.check_before_training`).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
-
 import hydra
 from omegaconf import DictConfig
 
 from mrovseg.config import CONF_DIR
 
 log = logging.getLogger(__name__)
-
-
-def check_before_training(cfg: DictConfig, datamodule: Any) -> None:
-    """Training's hook: the fast dataset check of a datamodule that has one, before any work.
-
-    Raises :class:`~mrovseg.data.check.DatasetCheckError` with the checker's messages. When the
-    experiment's ``optimized_metric`` names a benchmark the datamodule does not serve (e.g.
-    ``val/toy/mIoU`` of ``experiment=toy`` with ``data=custom``), it is pointed at the datamodule's
-    one benchmark, so checkpoint selection and sweeps follow the user's data.
-    """
-    preflight = getattr(datamodule, "preflight", None)
-    if preflight is None:
-        return
-    splits = [datamodule.train_split] if cfg.get("train", True) else []
-    preflight([*splits, datamodule.eval_split])
-    names = [b.name for b in datamodule.eval_benchmarks]
-    metric = str(cfg.get("optimized_metric") or "")
-    parts = metric.split("/")
-    if len(parts) == 3 and parts[1] not in names and len(names) == 1:
-        aligned = f"{parts[0]}/{names[0]}/{parts[2]}"
-        log.warning("optimized_metric %s is not served by data=%s; using %s", metric, names[0], aligned)
-        cfg.optimized_metric = aligned
 
 
 def run_check(cfg: DictConfig) -> int:

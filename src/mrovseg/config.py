@@ -6,11 +6,28 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from mrovseg.constants import ASSETS_DIR
+from mrovseg.constants import ASSETS_DIR, REPO_ROOT
 
-#: The Hydra config folder, shipped inside the package (``mrovseg/conf``), so an installed wheel
-#: finds it from any working directory.
-CONF_DIR: Path = Path(__file__).resolve().parent / "conf"
+
+def _conf_dir() -> Path:
+    """The one home of the configs: ``conf/`` at the top of the repository. A wheel (or ``pip install
+    git+...``) ships that same folder inside the package as ``mrovseg/conf`` (pyproject.toml,
+    ``force-include``), so an installed package finds it from any working directory; an editable
+    install of a clone reads the clone's ``conf/`` directly."""
+    shipped = Path(__file__).resolve().parent / "conf"
+    if (shipped / "train.yaml").is_file():
+        return shipped
+    clone = REPO_ROOT / "conf"
+    if (clone / "train.yaml").is_file():
+        return clone
+    raise FileNotFoundError(
+        f"The Hydra configs were found neither in {shipped} (an installed wheel) nor in {clone} (a clone). "
+        "Reinstall the package (pip install mrovseg, or make install in a clone)."
+    )
+
+
+#: The Hydra config folder (see :func:`_conf_dir`).
+CONF_DIR: Path = _conf_dir()
 
 
 def asset_path(relative: str) -> str:

@@ -32,12 +32,12 @@ def select_benchmarks(cfg: DictConfig) -> None:
     if not names:
         return
     names = [str(n) for n in names]
-    target = str(cfg.data.get("_target_", ""))
+    served = getattr(hydra.utils.get_class(str(cfg.data._target_)), "fixed_benchmarks", None)
+    if served is not None:  # a datamodule with one world of its own (the toy world)
+        if not set(names) <= set(served):
+            raise ValueError(f"data={cfg.data._target_} only serves the benchmarks {list(served)}, not {names}.")
+        return
     with open_dict(cfg):
-        if target.endswith("ToyDataModule"):
-            if names != ["toy"]:
-                raise ValueError(f"The toy datamodule only serves the 'toy' benchmark, not {names}.")
-            return
         cfg.data.eval_benchmarks = names
         cfg.data.train_benchmark = None
 
@@ -51,9 +51,9 @@ def command_line_overrides() -> list[str]:
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Runs the test loop over every configured benchmark and writes metrics.json."""
-    from mrovseg.checkpoint import build_config_of, build_config_with_overrides, build_module, load_module
-    from mrovseg.eval_callbacks import PredictionWriter
-    from mrovseg.utils import make_trainer, write_metrics
+    from mrovseg.training.checkpoint import build_config_of, build_config_with_overrides, build_module, load_module
+    from mrovseg.training.callbacks.prediction_writer import PredictionWriter
+    from mrovseg.training.trainer import make_trainer, write_metrics
 
     L.seed_everything(cfg.seed, workers=True)
     select_benchmarks(cfg)

@@ -4,7 +4,7 @@
 
 For every input image ``<stem>`` it writes, into ``output_dir`` (default: the Hydra run directory):
 
-* ``<stem>_overlay.png`` — the image blended with the class colours (:func:`mrovseg.overlay.palette`: fixed and
+* ``<stem>_overlay.png`` — the image blended with the class colours (:func:`mrovseg.serving.overlay.palette`: fixed and
   deterministic, colour ``k`` is the same for class index ``k`` in every image and run), with a legend
   panel on the right listing exactly the classes present in the label map, largest area first, with
   their share of the image area;
@@ -20,7 +20,7 @@ file and never damages what an earlier image (or run) wrote; the JSON is written
 cannot be read is reported by name and the run continues; the run ends with a one-line summary and
 exits with status 1 if any input failed. An empty vocabulary, a missing checkpoint or a checkpoint
 whose CLIP differs from a requested ``clip=...`` group stop the run before any image is processed.
-Inference is :class:`mrovseg.segmenter.Segmenter`'s, so the Python API gives the same labels.
+Inference is :class:`mrovseg.serving.segmenter.Segmenter`'s, so the Python API gives the same labels.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, ListConfig
 
-from mrovseg.checkpoint import clip_overrides_of
+from mrovseg.training.checkpoint import clip_overrides_of
 from mrovseg.config import CONF_DIR
 from mrovseg.data.image_files import output_stems, resolve_inputs
-from mrovseg.prediction_outputs import write_outputs
+from mrovseg.serving.outputs import write_outputs
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def predict(cfg: DictConfig) -> PredictSummary:
         ValueError, FileNotFoundError: Bad settings (checked before any image is processed).
     """
     from mrovseg.data.vocabularies import resolve_vocabulary
-    from mrovseg.segmenter import Segmenter, resolve_device
+    from mrovseg.serving.segmenter import Segmenter, resolve_device
 
     if not cfg.get("ckpt_path"):
         raise ValueError("ckpt_path is required: pass ckpt_path=<checkpoint written by mrovseg.train>.")

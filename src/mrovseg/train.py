@@ -22,31 +22,33 @@ log = logging.getLogger(__name__)
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
     """Instantiates the datamodule and the LightningModule (CLIP → model → loss → module)."""
-    from mrovseg.check_data import check_before_training
-    from mrovseg.checkpoint import build_config_of, build_module
+    from mrovseg.training.checkpoint import build_config_of, build_module
+    from mrovseg.training.preflight import check_before_training
 
     # plain lists, not ListConfig, in the datamodule's hparams: checkpoints must load with
     # torch.load(weights_only=True), which Lightning uses to resume (ckpt_path=last)
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
-    check_before_training(cfg, datamodule)  # data=custom: the dataset check's fast part, before any work
+    metric = check_before_training(cfg, datamodule)  # data=custom: the dataset check's fast part, first
+    if metric != cfg.get("optimized_metric"):
+        cfg.optimized_metric = metric  # the user's data serves another benchmark than the experiment's
     module = build_module(build_config_of(cfg))
     return datamodule, module
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Runs training (and the final evaluation) for a composed config; returns the results."""
-    from mrovseg.utils import make_trainer, write_metrics
+    from mrovseg.training.trainer import make_trainer, write_metrics
 
     L.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg)
-    if cfg.trainer.get("compile"):  # mrovseg.speed: the trainable parts, in place
-        from mrovseg.speed import compile_trainable
+    if cfg.trainer.get("compile"):  # mrovseg.training.speed: the trainable parts, in place
+        from mrovseg.training.speed import compile_trainable
 
         log.info("torch.compile: %s", ", ".join(compile_trainable(module.model)))
     trainer = make_trainer(cfg)
     flat: dict[str, float] = {}  # fit's metrics (train/*, val/*) and then test's: test() resets them
     if cfg.train:
-        from mrovseg.batching import apply_global_batch
+        from mrovseg.training.batching import apply_global_batch
 
         apply_global_batch(trainer, cfg.get("global_batch_size"), cfg.data.batch_size)
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))

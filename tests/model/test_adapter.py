@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mrovseg.model.adapter import MULTIRES_FUSIONS, SPATIAL_FUSIONS, MultiResAdapter, MultiResFusion
+from mrovseg.model.mrovseg.adapter import MULTIRES_FUSIONS, SPATIAL_FUSIONS, MultiResAdapter, MultiResFusion
 
 CLIP_DIM, DIM = 24, 16
 

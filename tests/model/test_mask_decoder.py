@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mrovseg.model.mask_decoder import MaskDecoder
+from mrovseg.model.mrovseg.mask_decoder import MaskDecoder
 
 DIM, MASK_DIM = 16, 8
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mrovseg.model.dense_clip import DenseCLIP
+from mrovseg.model.training_free.dense_clip import DenseCLIP
 from mrovseg.model.mgca import MGCA
 from tests.conftest import make_toy_backbone
 

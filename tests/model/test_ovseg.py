@@ -189,7 +189,7 @@ def test_caption_nouns_and_toy_caption_match_pretraining_script():
 
 
 def test_clip_passes_one_per_region_plus_one_per_window(toy_backbone, text_embeddings, make_model):
-    from mrovseg.model.ovseg.efficiency import clip_passes_per_image
+    from mrovseg.benchmarking.ovseg_efficiency import clip_passes_per_image
 
     torch.manual_seed(0)
     ovseg = OVSeg(toy_backbone, head=TINY_HEAD, mask_thr=0.0).eval()  # every proposal non-empty

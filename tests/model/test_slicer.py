@@ -8,7 +8,7 @@ import pytest
 import torch
 from einops import rearrange
 
-from mrovseg.model.slicer import Slicer
+from mrovseg.model.mrovseg.slicer import Slicer
 
 RATIOS = [0.25, 0.3, 0.5, 0.625, 0.75, 1.0]
 

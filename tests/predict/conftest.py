@@ -85,7 +85,7 @@ def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory, tiny_clip_weights: Path)
 @pytest.fixture(scope="session")
 def segmenter(tiny_ckpt: Path):
     """A CPU segmenter on the tiny checkpoint at native resolution (shared; do not mutate)."""
-    from mrovseg.segmenter import Segmenter
+    from mrovseg.serving.segmenter import Segmenter
 
     return Segmenter.from_checkpoint(tiny_ckpt, device="cpu", short_side=None)
 

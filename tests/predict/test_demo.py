@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mrovseg.demo import (
+from mrovseg.demo.session import (
     DemoInputError,
     DemoSession,
     benchmark_names,
@@ -80,7 +80,7 @@ def test_demo_equals_predict_files(
 
 
 def test_opacity_reblends_without_the_model(session: DemoSession, scene: Path, monkeypatch) -> None:
-    from mrovseg.demo import reblend
+    from mrovseg.demo.session import reblend
 
     out = session.segment(str(scene), "red circle\nbackground", alpha=0.5)
     np.testing.assert_array_equal(reblend(out.result, 0.5), out.overlay)
@@ -127,8 +127,8 @@ def test_example_images_are_toy_scenes(tmp_path: Path) -> None:
 def served(tiny_ckpt: Path, tmp_path_factory: pytest.TempPathFactory):
     """The demo of the tiny checkpoint, served on a free local port (closed after the module)."""
     pytest.importorskip("gradio", reason='the demo extra is not installed: pip install -e ".[demo]"')
-    from mrovseg.demo import build_from_config, launch
-    from mrovseg.demo_app import free_port
+    from mrovseg.demo.session import build_from_config, launch
+    from mrovseg.demo.page import free_port
     from tests.predict.conftest import compose_config
 
     out = tmp_path_factory.mktemp("demo")

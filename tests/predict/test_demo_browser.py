@@ -51,8 +51,8 @@ def _browser():
 def page(tiny_ckpt: Path, tmp_path_factory: pytest.TempPathFactory):
     """``(url, session, vocabulary)``: the demo served for the browser."""
     pytest.importorskip("gradio", reason='the demo extra is not installed: pip install -e ".[demo]"')
-    from mrovseg.demo import build_from_config, launch
-    from mrovseg.demo_app import free_port
+    from mrovseg.demo.session import build_from_config, launch
+    from mrovseg.demo.page import free_port
 
     ckpt = os.environ.get("MROVSEG_DEMO_CKPT") or str(tiny_ckpt)
     out = tmp_path_factory.mktemp("demo-browser")
@@ -69,7 +69,7 @@ def test_browser_upload_type_segment_read_legend(page, varied_vocab, tmp_path: P
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from mrovseg.demo import example_images
+    from mrovseg.demo.session import example_images
 
     url, session = page
     image = tmp_path / "photo.png"

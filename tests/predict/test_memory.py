@@ -25,8 +25,8 @@ PROBE = """
 import json, resource, sys
 import numpy as np, torch
 from pathlib import Path
-from mrovseg.prediction_outputs import write_outputs
-from mrovseg.segmenter import Segmenter
+from mrovseg.serving.outputs import write_outputs
+from mrovseg.serving.segmenter import Segmenter
 
 torch.set_num_threads(1)
 ckpt, k, out = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])

@@ -15,14 +15,14 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
-from mrovseg.checkpoint import clip_overrides_of
+from mrovseg.training.checkpoint import clip_overrides_of
 from mrovseg.constants import REPO_ROOT
 from mrovseg.data.image_files import output_stems, resolve_inputs
 from mrovseg.data.image_io import load_image, load_label
-from mrovseg.overlay import blend, palette
+from mrovseg.serving.overlay import blend, palette
 from mrovseg.predict import predict
-from mrovseg.prediction_outputs import atomic_write
-from mrovseg.segmenter import Segmenter
+from mrovseg.serving.outputs import atomic_write
+from mrovseg.serving.segmenter import Segmenter
 from tests.predict.conftest import toy_image
 
 
@@ -188,7 +188,7 @@ def test_a_failing_image_keeps_earlier_files(
     out = Path(cfg.output_dir)
     assert predict(cfg).ok == ["scene_a", "scene_b"]
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    import mrovseg.prediction_outputs as predict_module
+    import mrovseg.serving.outputs as predict_module
 
     original = predict_module.render_overlay
     calls = []

@@ -12,7 +12,7 @@ from PIL import Image
 from mrovseg.data.image_io import ImageReadError, array_to_uint8_rgb
 from mrovseg.data.synthetic import ToyWorld
 from mrovseg.data.vocabularies import ADE_150, resolve_vocabulary
-from mrovseg.segmenter import Segmenter, resolve_device, to_rgb
+from mrovseg.serving.segmenter import Segmenter, resolve_device, to_rgb
 from tests.predict.conftest import toy_image
 
 VOCAB = ["background", "red circle", "green square", "blue, navy triangle"]

@@ -24,8 +24,8 @@ from omegaconf import DictConfig
 from mrovseg.config import CONF_DIR
 from mrovseg.model.criterion import SetCriterion
 from mrovseg.model.inference import sliding_window
-from mrovseg.model.mrovseg import MROVSeg
-from mrovseg.model.slicer import Slicer
+from mrovseg.model.mrovseg.model import MROVSeg
+from mrovseg.model.mrovseg.slicer import Slicer
 
 
 class ModelEntry(NamedTuple):

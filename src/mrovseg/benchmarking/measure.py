@@ -46,7 +46,7 @@ from mrovseg.benchmarking.memory import (
 from mrovseg.benchmarking.report import Row, ThroughputRow, format_row, format_throughput
 from mrovseg.benchmarking.timing import precision_context, sync, time_pair, time_runs
 from mrovseg.model.inference import sliding_window, upsample_argmax
-from mrovseg.model.mrovseg import MROVSeg
+from mrovseg.model.mrovseg.model import MROVSeg
 
 #: Default largest batch per device type (CUDA: a safety net; the search stops at the first OOM).
 DEFAULT_MAX_BATCH = {"cpu": 8, "cuda": 1024}

@@ -3,7 +3,7 @@
 Forward through ``MROVSeg`` in train mode (deep supervision on), the experiment's full criterion
 (Hungarian matcher, uncertainty point sampling, CE + BCE + dice on the final and every auxiliary
 prediction), backward, gradient-norm clipping (``trainer.gradient_clip_val``) and AdamW over the
-trainable parameters (the experiment's ``module.optimizer``; fused on CUDA, ``mrovseg.speed``). ``bf16`` runs forward and loss
+trainable parameters (the experiment's ``module.optimizer``; fused on CUDA, ``mrovseg.training.speed``). ``bf16`` runs forward and loss
 under bfloat16 autocast, as Lightning's ``bf16-mixed`` does. Inputs are random images and blocky
 random label maps of ``classes`` classes; text embeddings are random.
 """
@@ -20,9 +20,9 @@ from torch import nn
 from mrovseg.benchmarking.build import Built, random_text
 from mrovseg.benchmarking.timing import precision_context
 from mrovseg.model.criterion import SetCriterion, targets_from_semantic
-from mrovseg.model.mrovseg import MROVSeg
-from mrovseg.optim import decay_groups
-from mrovseg.speed import optimizer_options
+from mrovseg.model.mrovseg.model import MROVSeg
+from mrovseg.training.optim import decay_groups
+from mrovseg.training.speed import optimizer_options
 
 
 def random_labels(batch: int, side: int, classes: int, seed: int = 0, cells: int = 4) -> torch.Tensor:

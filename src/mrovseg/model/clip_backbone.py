@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,6 +41,14 @@ from mrovseg.model.clip_weights import CLIPWeightsError, build_open_clip
 __all__ = ["OPENAI_MEAN", "OPENAI_STD", "CLIPBackbone", "CLIPWeightsError", "ViewFeatures", "build_open_clip"]
 
 log = logging.getLogger(__name__)
+
+#: Every model holds its frozen CLIP as ``model.backbone``: the name prefix of the CLIP's parameters.
+BACKBONE_PREFIX = "backbone."
+
+
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters a model trains: every parameter with a gradient outside its frozen CLIP."""
+    return [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(BACKBONE_PREFIX)]
 
 #: CLIP's pixel mean / std (open_clip's constants).
 OPENAI_MEAN, OPENAI_STD = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
@@ -118,7 +127,8 @@ class CLIPBackbone(nn.Module):
         self.embed_dim: int = self.visual.output_dim
         self.num_trunk_calls = 0  # counts vision-trunk passes (tests assert one per step)
         self._pos_cache: dict[tuple, torch.Tensor] = {}
-        self._text_cache: dict[tuple, torch.Tensor] = {}
+        self._text_cache: dict[tuple, torch.Tensor] = {}  # per vocabulary (encode_vocabulary)
+        self._name_cache: dict[tuple, OrderedDict[str, torch.Tensor]] = {}  # per name (encode_names)
 
     # ------------------------------------------------------------------ frozen-ness
     def train(self, mode: bool = True) -> CLIPBackbone:
@@ -328,12 +338,26 @@ class CLIPBackbone(nn.Module):
         return cached
 
     @torch.no_grad()
-    def encode_prompts(self, prompts: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
-        """L2-normalised text embeddings ``(n, E)`` of raw prompts, not cached (caption nouns are
-        open-ended; MGCA's training)."""
-        from mrovseg.model.text_encoder import encode_prompts
+    def encode_names(self, names: Sequence[str], templates: Sequence[str], max_cached: int = 100_000) -> torch.Tensor:
+        """Text embeddings ``(M, E)`` of open-ended names (caption nouns: OVSeg's mining, MGCA's training),
+        by the same template-mean rule as :meth:`encode_vocabulary`, cached per name in memory (the least
+        recently used dropped past ``max_cached``) and never on disk. Names not yet cached are encoded
+        together, in their order of first appearance."""
+        from mrovseg.model.text_encoder import vocabulary_embeddings
 
         device = self.image_mean.device
-        if len(prompts) == 0:
+        if len(names) == 0:
             return torch.zeros(0, self.embed_dim, device=device)
-        return encode_prompts(self.encode_text, self.tokenizer, prompts, batch_size, False, device)
+        cache = self._name_cache.setdefault(tuple(templates), OrderedDict())
+        missing = [n for n in dict.fromkeys(names) if n not in cache]
+        if missing:
+            feats = vocabulary_embeddings(
+                self.encode_text, self.tokenizer, self.text_fingerprint, missing, templates,
+                batch_size=1024, progress=False, device=device, disk=False,
+            )  # fmt: skip
+            cache.update(zip(missing, feats))
+        for n in names:
+            cache.move_to_end(n)
+        while len(cache) > max_cached:
+            cache.popitem(last=False)
+        return torch.stack([cache[n] for n in names]).to(device)

@@ -113,23 +113,32 @@ def vocabulary_embeddings(
     batch_size: int = 256,
     progress: bool | None = None,
     device: torch.device | str = "cpu",
+    disk: bool = True,
 ) -> torch.Tensor:
     """Class embeddings ``(K, E)``: the L2-normalised mean of each class's L2-normalised prompt
-    embeddings (every synonym × template), read from / written to the disk cache of
-    :mod:`mrovseg.model.text_cache` when it is on (keyed by ``fingerprint()``, the templates, the names).
+    embeddings (every synonym × template, :func:`prompt_mean`), read from / written to the disk cache of
+    :mod:`mrovseg.model.text_cache` when it is on and ``disk`` (keyed by ``fingerprint()``, the
+    templates, the names).
     """
     from mrovseg.model import text_cache
 
-    folder = text_cache.cache_dir()
+    folder = text_cache.cache_dir() if disk else None
     disk_key = text_cache.entry_key(fingerprint(), templates, class_names) if folder else ""
     stored = text_cache.load(folder, disk_key, templates, class_names) if folder else None
     if stored is not None:
         return stored.to(device)
     prompts, owner = vocabulary_prompts(class_names, templates)
     feats = encode_prompts(encode, tokenizer, prompts, batch_size, progress, device)
-    owner_t = torch.tensor(owner, device=device)
-    summed = torch.zeros(len(class_names), feats.shape[-1], device=device).index_add_(0, owner_t, feats)
-    embeddings = F.normalize(summed, dim=-1)
+    embeddings = prompt_mean(feats, owner, len(class_names))
     if folder:
         text_cache.save(folder, disk_key, templates, class_names, embeddings)
     return embeddings
+
+
+def prompt_mean(feats: torch.Tensor, owner: Sequence[int], num_classes: int) -> torch.Tensor:
+    """The package's one template-mean rule: a class's embedding is the L2-normalised mean of its
+    L2-normalised prompt embeddings ``feats`` (``owner[i]``: the class of prompt ``i``)."""
+    owner_t = torch.tensor(list(owner), device=feats.device)
+    summed = torch.zeros(num_classes, feats.shape[-1], device=feats.device).index_add_(0, owner_t, feats)
+    counts = torch.bincount(owner_t, minlength=num_classes).clamp_min(1).to(feats.dtype)
+    return F.normalize(summed / counts[:, None], dim=-1)

@@ -11,7 +11,7 @@ Pipeline (MGCA Fig. 2; details are OUR design, docs/mgca.md §1)::
 
 ``semantic_scores`` has the contract of the other models (``(n, K, h, w)`` class scores of windows in
 [0, 1]), so the LightningModule's sliding-window evaluation, predict, the demo and the metrics work
-unchanged. Training (the MGCA losses) lives in :mod:`mrovseg.mgca_module`.
+unchanged. Training (the MGCA losses) lives in :mod:`mrovseg.training.mgca`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from mrovseg.model.clip_backbone import CLIPBackbone
+from mrovseg.model.clip_backbone import CLIPBackbone, trainable_parameters
 from mrovseg.model.mgca.units import semantic_units, unit_scores
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class MGCA(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        return [p for n, p in self.named_parameters() if p.requires_grad and not n.startswith("backbone.")]
+        return trainable_parameters(self)
 
     @torch.no_grad()
     def clip_features(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], tuple[int, int]]:

@@ -15,7 +15,7 @@ also ``pred_probs (B, N, K)``, the ensemble, and :meth:`OVSeg.semantic_scores` r
 :func:`~mrovseg.model.inference.semantic_inference` (``[log p, log(1 − Σ p)]``; exact for non-empty
 proposals, where Σ p ≤ 1 by Hölder's inequality). In training the
 forward returns stage 1 only (for the set criterion); stage 2 trains from region–name pairs
-(:mod:`mrovseg.ovseg_module`).
+(:mod:`mrovseg.training.ovseg`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mrovseg.model.clip_backbone import CLIPBackbone
+from mrovseg.model.clip_backbone import CLIPBackbone, trainable_parameters
 from mrovseg.model.inference import semantic_inference
 from mrovseg.model.ovseg.mask_prompt_clip import MaskPromptCLIP
 from mrovseg.model.ovseg.proposal_head import ProposalHead
@@ -123,7 +123,7 @@ class OVSeg(nn.Module):
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Everything but the frozen CLIP."""
-        return [p for n, p in self.named_parameters() if not n.startswith("backbone.") and p.requires_grad]
+        return trainable_parameters(self)
 
     # ------------------------------------------------------------------ stage 1
     def proposals(self, images: torch.Tensor, text: torch.Tensor) -> list[dict[str, torch.Tensor]]:

@@ -1,0 +1,335 @@
+"""Python API: segment any image with any vocabulary using a trained checkpoint.
+
+    from mrovseg import Segmenter
+
+    seg = Segmenter.from_checkpoint("outputs/train/runs/<run>/checkpoints/last.ckpt")
+    result = seg("photo.jpg", vocabulary=["cat", "sofa, couch", "window blind"])
+    result.labels          # (H, W) int64 class indices at the photo's own resolution
+    result.legend()        # classes present, largest first, with their pixel counts and area share
+
+The pipeline is the one evaluation uses, so API, ``python -m mrovseg.predict`` (which calls this class)
+and ``mrovseg.eval`` agree pixel for pixel:
+
+1. the input becomes ``uint8 (H, W, 3)`` RGB: paths through :func:`mrovseg.data.image_io.load_image`
+   (EXIF orientation applied; grayscale, RGBA, palette and 16-bit files converted), PIL images through
+   the same conversion (EXIF orientation applied too), numpy arrays through
+   :func:`mrovseg.data.image_io.array_to_uint8_rgb`;
+2. the image is resized so its short side is ``short_side`` (:func:`mrovseg.data.transforms.resize_short_side`,
+   as evaluation does; ``None`` keeps the native size) and scaled to ``[0, 1]``;
+3. :func:`mrovseg.model.inference.sliding_window` over ``model.semantic_scores`` (the evaluation's own
+   routine) covers it with windows of the train crop (smaller images are padded) and returns per-class
+   scores ``(K, h, w)`` at this *working* resolution;
+4. :func:`mrovseg.model.inference.upsample_argmax` resizes the scores bilinearly to the original
+   ``(H, W)`` and takes the argmax in row bands (of about :data:`BAND_BYTES` each), so no ``(K, H, W)``
+   map at full resolution is ever allocated: beyond the working-resolution scores, memory grows by about
+   20 bytes per original pixel (the int64 label map, the overlay) — measured in
+   ``tests/predict/test_memory.py``.
+
+Text embeddings are computed once per vocabulary (the CLIP backbone's cache) and reused by every call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from mrovseg.constants import DEFAULT_EVAL_SHORT_SIDE
+from mrovseg.data.image_io import array_to_uint8_rgb, load_image, to_uint8_rgb
+from mrovseg.data.transforms import resize_short_side
+from mrovseg.data.vocabularies import resolve_vocabulary
+from mrovseg.model.inference import sliding_window, upsample_argmax
+
+__all__ = [
+    "ImageInput",
+    "LegendEntry",
+    "SegmentationResult",
+    "Segmenter",
+    "resolve_device",
+    "resolve_vocabulary",
+    "to_rgb",
+]
+
+log = logging.getLogger(__name__)
+
+#: Size of one ``(K, rows, W)`` float32 band of the full-resolution upsampling (:func:`upsample_argmax`
+#: works in row bands); the row count is chosen so a band stays near this whatever K and W are.
+BAND_BYTES = 16 * 2**20
+
+#: What :meth:`Segmenter.segment` accepts: a path, a PIL image or a numpy array (channels last).
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]  # noqa: UP007  (a runtime alias)
+
+
+# ---------------------------------------------------------------------------------------- inputs
+def to_rgb(image: ImageInput) -> np.ndarray:
+    """Converts any accepted image input to ``uint8 (H, W, 3)`` RGB (see the module docstring).
+
+    Raises:
+        mrovseg.data.image_io.ImageReadError: A path that is missing or not a readable image.
+        ValueError: A numpy array of an unsupported shape or dtype.
+        TypeError: Any other kind of object.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image)
+    if isinstance(image, Image.Image):
+        return to_uint8_rgb(ImageOps.exif_transpose(image))
+    if isinstance(image, np.ndarray):
+        return array_to_uint8_rgb(image)
+    raise TypeError(f"Expected a path, a PIL image or a numpy array, got {type(image).__name__}.")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; a CUDA device without a GPU is an error."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device} was requested but no CUDA GPU is available; use device=cpu.")
+    return dev
+
+
+# ---------------------------------------------------------------------------------------- result
+@dataclass(frozen=True)
+class LegendEntry:
+    """A class present in a label map: its index, name, pixel count and share of the image area."""
+
+    index: int
+    name: str
+    pixels: int
+    share: float
+
+
+@dataclass
+class SegmentationResult:
+    """The segmentation of one image.
+
+    Attributes:
+        labels: ``(H, W)`` int64 class indices into ``class_names``, at the original resolution of the
+            input (after EXIF orientation).
+        class_names: The vocabulary, in index order.
+        pixel_counts: ``(K,)`` int64 pixels of each class in ``labels`` (zeros included).
+        class_scores: ``(K,)`` float32 mean per-class score over the working-resolution image: the
+            model's soft "how much of the image is this class" (scores are mask-weighted class
+            probabilities and need not sum to one per pixel).
+        scores: ``(K, h, w)`` float32 per-class scores at the *working* resolution ``(h, w)`` (after the
+            ``short_side`` resize, before upsampling), or None when not requested.
+        image: ``uint8 (H, W, 3)`` RGB input as the model saw it before resizing (for overlays).
+        working_size: ``(h, w)`` the windows ran on.
+        timing: seconds per stage: ``prepare`` (decode, convert, resize), ``text`` (text embeddings;
+            0 when cached), ``inference`` (sliding windows), ``upsample`` (resize + argmax + counts)
+            and ``total``.
+    """
+
+    labels: np.ndarray
+    class_names: list[str]
+    pixel_counts: np.ndarray
+    class_scores: np.ndarray
+    scores: np.ndarray | None
+    image: np.ndarray
+    working_size: tuple[int, int]
+    timing: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """``(H, W)`` of the input and of ``labels``."""
+        return tuple(self.labels.shape)  # type: ignore[return-value]
+
+    def legend(self) -> list[LegendEntry]:
+        """Exactly the classes present in ``labels``, largest area first (ties: lower index first)."""
+        total = max(1, int(self.labels.size))
+        present = [k for k in np.flatnonzero(self.pixel_counts)]
+        present.sort(key=lambda k: (-int(self.pixel_counts[k]), int(k)))
+        return [
+            LegendEntry(
+                int(k), self.class_names[k], int(self.pixel_counts[k]), int(self.pixel_counts[k]) / total
+            )
+            for k in present
+        ]
+
+
+# ---------------------------------------------------------------------------------------- segmenter
+class Segmenter:
+    """Open-vocabulary segmentation of single images with a trained model: the model and its text
+    encoder only (no training machinery).
+
+    Args:
+        model: A segmentation model ending in ``semantic_scores(windows, text)`` with its frozen CLIP as
+            ``model.backbone`` (MROVSeg, OVSeg, MGCA, dense CLIP).
+        templates: Prompt templates of the text embeddings (the ones the model was trained with).
+        window: Sliding-window side (the train crop).
+        window_overlap: Overlap fraction of neighbouring windows.
+        window_batch: Windows per forward pass.
+        device: ``cpu``, ``cuda``, ``cuda:<i>`` or ``auto``.
+        short_side: Resize the image so its short side is this before the sliding windows (the
+            evaluation protocol; the paper's 640). ``None`` keeps the native resolution (e.g. for the
+            toy model on toy scenes, which were evaluated as rendered).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        templates: Sequence[str],
+        window: int,
+        window_overlap: float = 1 / 3,
+        window_batch: int = 4,
+        device: str | torch.device = "cpu",
+        short_side: int | None = DEFAULT_EVAL_SHORT_SIDE,
+    ) -> None:
+        if short_side is not None and int(short_side) < 1:
+            raise ValueError(f"short_side must be a positive integer or None, got {short_side}.")
+        if int(window) < 1 or int(window_batch) < 1:
+            raise ValueError(f"window and window_batch must be positive, got {window} and {window_batch}.")
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.templates = list(templates)
+        self.window = int(window)
+        self.window_overlap = float(window_overlap)
+        self.window_batch = int(window_batch)
+        self.short_side = int(short_side) if short_side is not None else None
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        clip_pretrained: str | None = None,
+        short_side: int | str | None = "auto",
+        clip_overrides: dict[str, Any] | None = None,
+        window_batch: int | None = None,
+    ) -> Segmenter:
+        """Rebuilds the model stored in a checkpoint of ``mrovseg.train`` (the file is read once).
+
+        Args:
+            path: The checkpoint (its build config names the CLIP and the architecture).
+            device: ``cpu``, ``cuda``, ``cuda:<i>`` or ``auto``.
+            clip_pretrained: CLIP weight source replacing the checkpoint's (an open_clip tag or a local
+                file, for offline machines); None keeps the checkpoint's.
+            short_side: See the class docstring; ``"auto"`` (default) takes the evaluation resize the
+                model was trained with (stored in the checkpoint; 640 for the paper's models, None
+                for the toy world).
+            clip_overrides: Entries merged into the checkpoint's CLIP config. If it names a
+                ``model_name`` that differs from the checkpoint's CLIP, loading stops with an error
+                before any model is built.
+            window_batch: Windows per forward pass; None keeps the checkpoint's.
+
+        Raises:
+            FileNotFoundError: The checkpoint does not exist.
+            ValueError: The file is not an mrovseg checkpoint, or its CLIP differs from the requested one.
+        """
+        from mrovseg.training.checkpoint import check_clip_matches, load_module, read_checkpoint, stored_short_side
+
+        device = resolve_device(device)  # fail on an unavailable GPU before reading anything
+        overrides = dict(clip_overrides or {})
+        if clip_pretrained is not None:
+            overrides["pretrained"] = str(clip_pretrained)
+        ckpt = read_checkpoint(path)
+        if overrides.get("model_name") is not None:
+            check_clip_matches(ckpt, str(overrides["model_name"]), source=path)
+        module = load_module(ckpt, clip_overrides=overrides or None, source=path)
+        if module.model.backbone.pretrained is None:
+            log.warning(
+                "The CLIP of %s has random weights (pretrained=null): checkpoints do not store CLIP weights, "
+                "so every load draws a new random CLIP and predictions differ between loads. Pass the CLIP "
+                "weights the model was trained with: clip_pretrained=/path/to/weights (CLI: clip.pretrained=...).",
+                path,
+            )
+        if short_side == "auto":
+            short_side = stored_short_side(ckpt)
+        hp = module.hparams
+        return cls(
+            module.model,
+            module.templates,
+            window=hp.window,
+            window_overlap=hp.window_overlap,
+            window_batch=window_batch if window_batch is not None else hp.window_batch,
+            device=device,
+            short_side=short_side,
+        )
+
+    # ------------------------------------------------------------------ text
+    def text_embeddings(self, vocabulary: str | Sequence[str]) -> tuple[list[str], torch.Tensor]:
+        """Class names and their text embeddings ``(K, E)`` on the device (computed once per vocabulary)."""
+        names = resolve_vocabulary(vocabulary)
+        return names, self.model.backbone.encode_vocabulary(names, self.templates).to(self.device)
+
+    @torch.no_grad()
+    def scores(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """Per-class scores ``(K, h, w)`` of one working image ``(3, h, w)`` by sliding windows."""
+        return sliding_window(
+            lambda windows: self.model.semantic_scores(windows, text),
+            x,
+            self.window,
+            self.window_overlap,
+            self.window_batch,
+        )
+
+    # ------------------------------------------------------------------ images
+    def working_image(self, rgb: np.ndarray) -> torch.Tensor:
+        """``uint8 (H, W, 3)`` → resized (short side) ``(3, h, w)`` float in [0, 1] on the device."""
+        if self.short_side is not None:
+            rgb = resize_short_side(rgb, self.short_side)
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1)
+        return x.float().div_(255.0)
+
+    @torch.no_grad()
+    def segment(
+        self, image: ImageInput, vocabulary: str | Sequence[str], return_scores: bool = True
+    ) -> SegmentationResult:
+        """Segments one image.
+
+        Args:
+            image: A path, a PIL image or a numpy array (``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)``;
+                ``uint8``, ``uint16``, bool or float — see :func:`mrovseg.data.image_io.array_to_uint8_rgb`).
+            vocabulary: Class names or a vocabulary name (see :func:`resolve_vocabulary`).
+            return_scores: Keep the ``(K, h, w)`` working-resolution scores in the result (they can be
+                large: 4·K·h·w bytes).
+
+        Returns:
+            The result; ``labels`` has the input's own size.
+        """
+        start = time.perf_counter()
+        rgb = to_rgb(image)
+        x = self.working_image(rgb)
+        t_prepare = time.perf_counter()
+        names, text = self.text_embeddings(vocabulary)
+        t_text = time.perf_counter()
+        scores = self.scores(x, text)  # (K, h, w)
+        self._sync()
+        t_infer = time.perf_counter()
+        h, w = rgb.shape[:2]
+        rows = int(np.clip(BAND_BYTES // (4 * len(names) * w), 8, 256))  # bands of ~BAND_BYTES per temporary
+        labels = upsample_argmax(scores, (h, w), chunk_rows=rows).cpu().numpy()  # (H, W) int64
+        counts = np.bincount(labels.ravel(), minlength=len(names)).astype(np.int64)
+        class_scores = scores.mean(dim=(1, 2)).float().cpu().numpy()
+        kept = scores.float().cpu().numpy() if return_scores else None
+        end = time.perf_counter()
+        timing = {
+            "prepare": t_prepare - start,
+            "text": t_text - t_prepare,
+            "inference": t_infer - t_text,
+            "upsample": end - t_infer,
+            "total": end - start,
+        }
+        return SegmentationResult(
+            labels=labels,
+            class_names=names,
+            pixel_counts=counts,
+            class_scores=class_scores,
+            scores=kept,
+            image=rgb,
+            working_size=(int(x.shape[1]), int(x.shape[2])),
+            timing=timing,
+        )
+
+    __call__ = segment
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
