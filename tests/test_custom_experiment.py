@@ -88,7 +88,7 @@ def test_training_stops_before_any_work_on_a_broken_dataset(tmp_path: Path) -> N
 
 
 def test_vitb16_experiment_composes_with_custom_data(tmp_path: Path) -> None:
-    from mrovseg.check_data import check_before_training
+    from mrovseg.training.preflight import check_before_training
 
     label = np.zeros((8, 8), np.uint8)
     data = make_custom(tmp_path / "ds", ["a", "b"], {"train": [label] * 16, "val": [label]})
@@ -99,8 +99,9 @@ def test_vitb16_experiment_composes_with_custom_data(tmp_path: Path) -> None:
         assert datamodule.train_transform.crop_size == (640, 640) and datamodule.batch_size == 16
         assert datamodule.eval_transform.short_side == 640
         assert cfg.optimized_metric == "val/ade150/mIoU"
-        check_before_training(cfg, datamodule)
-        assert cfg.optimized_metric == "val/custom/mIoU"
+        assert check_before_training(cfg, datamodule) == "val/custom/mIoU"
+        assert cfg.optimized_metric == "val/ade150/mIoU"  # the check reports, train.py sets it
+        cfg.optimized_metric = "val/custom/mIoU"
         assert cfg.callbacks.model_checkpoint.monitor == "val/custom/mIoU"
 
 

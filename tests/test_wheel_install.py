@@ -1,6 +1,6 @@
 """Installing the package as a user would: a wheel, installed without the clone, used from any folder.
 
-The test builds a wheel from a copy of the clone's ``pyproject.toml`` + ``README.md`` + ``src/`` (no
+The test builds a wheel from a copy of the clone's ``pyproject.toml`` + ``README.md`` + ``src/`` + ``conf/`` (no
 network: ``--no-deps --no-build-isolation``), installs it with ``pip install --no-deps --target`` into a
 folder of its own, and runs the entry points from a temporary working directory outside the clone with
 ``PYTHONPATH`` = that folder only, so the clone's ``src/`` cannot be imported. A 2-step training run
@@ -43,9 +43,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO_ROOT / name, source / name)
-    shutil.copytree(
-        REPO_ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
-    )
+    for folder in ("src", "conf"):
+        shutil.copytree(
+            REPO_ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+        )
     wheels, site = root / "wheels", root / "site"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
     env = {**os.environ, "PIP_NO_INDEX": "1"}

@@ -35,7 +35,8 @@ def select_benchmarks(cfg: DictConfig) -> None:
     served = getattr(hydra.utils.get_class(str(cfg.data._target_)), "fixed_benchmarks", None)
     if served is not None:  # a datamodule with one world of its own (the toy world)
         if not set(names) <= set(served):
-            raise ValueError(f"data={cfg.data._target_} only serves the benchmarks {list(served)}, not {names}.")
+            served_text = ", ".join(repr(b) for b in served)
+            raise ValueError(f"data={cfg.data._target_} only serves the {served_text} benchmark, not {names}.")
         return
     with open_dict(cfg):
         cfg.data.eval_benchmarks = names

@@ -84,7 +84,7 @@ def test_opacity_reblends_without_the_model(session: DemoSession, scene: Path, m
 
     out = session.segment(str(scene), "red circle\nbackground", alpha=0.5)
     np.testing.assert_array_equal(reblend(out.result, 0.5), out.overlay)
-    monkeypatch.setattr(session.segmenter.module, "predict_scores", None)  # any model call would fail
+    monkeypatch.setattr(session.segmenter, "scores", None)  # any model call would fail
     strong = reblend(out.result, 1.0)
     h, w = out.result.image_size
     assert strong.shape == out.overlay.shape
@@ -127,7 +127,7 @@ def test_example_images_are_toy_scenes(tmp_path: Path) -> None:
 def served(tiny_ckpt: Path, tmp_path_factory: pytest.TempPathFactory):
     """The demo of the tiny checkpoint, served on a free local port (closed after the module)."""
     pytest.importorskip("gradio", reason='the demo extra is not installed: pip install -e ".[demo]"')
-    from mrovseg.demo.session import build_from_config, launch
+    from mrovseg.demo.app import build_from_config, launch
     from mrovseg.demo.page import free_port
     from tests.predict.conftest import compose_config
 

@@ -51,7 +51,7 @@ def _browser():
 def page(tiny_ckpt: Path, tmp_path_factory: pytest.TempPathFactory):
     """``(url, session, vocabulary)``: the demo served for the browser."""
     pytest.importorskip("gradio", reason='the demo extra is not installed: pip install -e ".[demo]"')
-    from mrovseg.demo.session import build_from_config, launch
+    from mrovseg.demo.app import build_from_config, launch
     from mrovseg.demo.page import free_port
 
     ckpt = os.environ.get("MROVSEG_DEMO_CKPT") or str(tiny_ckpt)

@@ -160,7 +160,7 @@ def test_exif_orientation_is_honoured(segmenter: Segmenter, tmp_path: Path) -> N
 def test_text_embeddings_are_computed_once_per_vocabulary(tiny_ckpt: Path, monkeypatch) -> None:
     monkeypatch.setenv("MROVSEG_CACHE", "off")  # the in-memory cache alone; the disk cache has its own tests
     seg = Segmenter.from_checkpoint(tiny_ckpt, short_side=None)
-    clip = seg.module.model.backbone  # its encode_text is the one text-encoding path
+    clip = seg.model.backbone  # its encode_text is the one text-encoding path
     calls = []
     original = clip.encode_text
 

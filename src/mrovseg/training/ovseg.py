@@ -26,6 +26,7 @@ stage and at zero lr outside it: stage 1 poly, stage 2 linear warm-up then cosin
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -37,7 +38,7 @@ from mrovseg.model.ovseg.mining import match_nouns
 from mrovseg.model.ovseg.ovseg import OVSeg
 from mrovseg.training.base import SegmentationModule
 from mrovseg.training.mrovseg import set_prediction_step
-from mrovseg.training.optim import decay_groups
+from mrovseg.training.optim import DEFAULT_SCHEDULER, decay_groups, two_stage_lr
 
 PROMPT_SOURCES = ("gt", "captions")
 
@@ -77,6 +78,9 @@ class OVSegModule(SegmentationModule):
         stage1_checkpoint: str | None = None,
         **kwargs: Any,
     ) -> None:
+        # Python default: the two-stage schedule with the poly power of the other methods (configs:
+        # conf/module/ovseg.yaml)
+        kwargs.setdefault("scheduler", partial(two_stage_lr, power=DEFAULT_SCHEDULER.keywords["power"]))
         super().__init__(*args, **kwargs)
         if not isinstance(self.model, OVSeg):
             raise TypeError(
