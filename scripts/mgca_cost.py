@@ -18,9 +18,9 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from mrovseg.training.checkpoint import load_module
 from mrovseg.data.toy_datamodule import ToyDataModule
 from mrovseg.model.inference import upsample_argmax
+from mrovseg.training.checkpoint import load_module
 
 
 def main() -> None:

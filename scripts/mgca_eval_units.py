@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from mrovseg.training.checkpoint import load_module
 from mrovseg.data.toy_datamodule import ToyDataModule
-from mrovseg.training.mrovseg import Benchmark
 from mrovseg.model.inference import sliding_window, upsample_argmax
 from mrovseg.model.mgca.units import semantic_units, unit_scores
+from mrovseg.training.checkpoint import load_module
+from mrovseg.training.mrovseg import Benchmark
 from mrovseg.training.trainer import write_metrics
 
 

@@ -37,10 +37,10 @@ def main(argv: list[str] | None = None) -> None:
     import torch
     from hydra import compose, initialize_config_dir
 
-    from mrovseg.training.checkpoint import build_config_of, build_module, load_module
+    from mrovseg.benchmarking.ovseg_efficiency import clip_passes_per_image, gflops_per_image
     from mrovseg.config import CONF_DIR
     from mrovseg.data.toy_datamodule import ToyDataModule
-    from mrovseg.benchmarking.ovseg_efficiency import clip_passes_per_image, gflops_per_image
+    from mrovseg.training.checkpoint import build_config_of, build_module, load_module
 
     torch.set_num_threads(args.threads)
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from mrovseg.training.batching import accumulation_steps, apply_global_batch
 from mrovseg.data.transforms import resize_short_side
 from mrovseg.model.inference import sliding_window
+from mrovseg.training.batching import accumulation_steps, apply_global_batch
 from tests.helpers import composed
 
 

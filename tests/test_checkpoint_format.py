@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from mrovseg.data.prepare.common import parallel_map
 from mrovseg.training.checkpoint import (
     apply_overrides,
     build_config_of,
@@ -15,7 +16,6 @@ from mrovseg.training.checkpoint import (
     flatten_keys,
     upgrade_build_config,
 )
-from mrovseg.data.prepare.common import parallel_map
 from tests.helpers import composed
 
 

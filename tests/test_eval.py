@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mrovseg.training.checkpoint import load_module, read_checkpoint
 from mrovseg.eval import evaluate
+from mrovseg.training.checkpoint import load_module, read_checkpoint
 from tests.helpers import (
     METRIC_KEYS,
     OVERFIT_MODEL,

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from mrovseg.training.checkpoint import build_config_of, build_module
 from mrovseg.config import CONF_DIR
 from mrovseg.constants import IGNORE_INDEX
 from mrovseg.model.criterion import targets_from_semantic
+from mrovseg.training.checkpoint import build_config_of, build_module
 from tests.helpers import TINY, composed, describe, random_clip_weights, run_entry_point
 from tests.test_sweeps import _sweep_params
 

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from mrovseg.constants import REPO_ROOT
-from mrovseg.training.callbacks.latest_checkpoint import LatestCheckpoint
 from mrovseg.train import train
+from mrovseg.training.callbacks.latest_checkpoint import LatestCheckpoint
 from tests.helpers import TINY, composed, subprocess_env
 from tests.killable import read_records
 

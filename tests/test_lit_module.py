@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from mrovseg.training.checkpoint import build_config_of, build_module, load_module
 from mrovseg.constants import IGNORE_INDEX
 from mrovseg.data.benchmarks import BenchmarkInfo
 from mrovseg.data.toy_datamodule import ToyDataModule
 from mrovseg.data.transforms import resize_short_side
 from mrovseg.training.callbacks.prediction_writer import PredictionWriter
+from mrovseg.training.checkpoint import build_config_of, build_module, load_module
 from tests.helpers import composed, numpy_seg_metrics, tiny_trained_run
 
 

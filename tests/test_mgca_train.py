@@ -9,8 +9,8 @@ from typing import Any
 import torch
 
 from mrovseg.data.caption_datamodule import ToyCaptionDataModule, collate_captions
-from mrovseg.training.mgca import batch_nouns
 from mrovseg.train import train
+from mrovseg.training.mgca import batch_nouns
 from tests.helpers import TINY_DATA, TINY_TRAINER, composed
 
 TINY_MGCA = [

@@ -20,9 +20,9 @@ TINY_HEAD = {"dim": 32, "mask_dim": 16, "num_queries": 6, "num_layers": 2, "num_
              "upsample": 1, "class_hidden": 32}  # fmt: skip
 
 
-def _module(backbone, **kwargs) -> OVSegModule:
+def _module(backbone, region=None, **kwargs) -> OVSegModule:
     torch.manual_seed(0)
-    model = OVSeg(backbone, head=TINY_HEAD, mask_thr=0.5)
+    model = OVSeg(backbone, head=TINY_HEAD, region=region, mask_thr=0.5)
     criterion = SetCriterion(HungarianMatcher(num_points=64), num_points=64)
     return OVSegModule(
         model,
@@ -95,6 +95,38 @@ def test_prompt_phase_leaves_stage1_unchanged(toy_backbone):
         assert torch.equal(v, head_before[k]), k
 
 
+def test_finetune_trains_the_copied_tower_and_leaves_clip_unchanged(toy_backbone):
+    """Issue 21: with ``region.finetune`` the regions go through the copy of CLIP's image tower (stem,
+    blocks and head, not CLIP's own blocks and head): one prompt-tuning step gives every copied block a
+    non-zero gradient, and the frozen CLIP's weights stay as they were."""
+    module = _module(toy_backbone, region={"finetune": True}, proposal_steps=0, prompt_warmup=1)
+    copied = module.model.region.visual
+    clip_before = copy.deepcopy(toy_backbone.state_dict())
+    copy_before = copy.deepcopy(copied.state_dict())
+    grads: dict[str, float] = {}
+
+    class RecordGradients(L.Callback):
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            for name, p in copied.named_parameters():
+                grads[name] = 0.0 if p.grad is None else float(p.grad.abs().sum())
+
+    trainer = L.Trainer(
+        max_steps=1, limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, accelerator="cpu", callbacks=[RecordGradients()],
+    )  # fmt: skip
+    trainer.fit(module, datamodule=_datamodule())
+    assert copied is not toy_backbone.visual
+    for i in range(toy_backbone.depth):
+        block_grad = sum(v for k, v in grads.items() if k.startswith(f"transformer.resblocks.{i}."))
+        assert block_grad > 0, f"copied block {i} got no gradient"
+    for name in ("conv1.weight", "positional_embedding", "ln_pre.weight", "ln_post.weight", "proj"):
+        assert grads[name] > 0, f"copied {name} got no gradient"  # the stem and the head
+    for key, value in toy_backbone.state_dict().items():
+        assert torch.equal(value, clip_before[key]), f"CLIP weight {key} changed"
+    changed = [k for k, v in copied.state_dict().items() if not torch.equal(v, copy_before[k])]
+    assert any(k.startswith("transformer.resblocks.") for k in changed) and "proj" in changed
+
+
 def test_gt_pairs_are_the_classes_present(toy_backbone):
     module = _module(toy_backbone, proposal_steps=0)
     module.configure_vocabularies(["background", "a", "b"], [])
@@ -118,7 +150,7 @@ def test_bad_options_are_rejected(toy_backbone):
             "captions",
             "mrovseg.data.toy_mask_caption_datamodule.ToyMaskCaptionDataModule",
         ),
-        ("ovseg_vitb16", "gt", "mrovseg.data.datamodule.OVSegDataModule"),
+        ("ovseg_vitb16", "gt", "mrovseg.data.datamodule.BenchmarkDataModule"),
     ],
 )
 def test_experiment_configs_compose(experiment, source, data_target):

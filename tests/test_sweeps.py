@@ -10,8 +10,8 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from mrovseg.training.checkpoint import build_config_of, build_module
 from mrovseg.config import CONF_DIR, job_dirname
+from mrovseg.training.checkpoint import build_config_of, build_module
 from tests.helpers import TINY, compose_with_hydra, composed, describe, run_entry_point
 
 SWEEPS = sorted(p.stem for p in (CONF_DIR / "sweep").glob("*.yaml"))

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from mrovseg.training.checkpoint import load_module
 from mrovseg.constants import IGNORE_INDEX
 from mrovseg.data.synthetic import ToyWorld
 from mrovseg.train import train
 from mrovseg.training.callbacks.wandb_logging import overlay_payload
+from mrovseg.training.checkpoint import load_module
 from tests.helpers import (
     METRIC_KEYS,
     OVERFIT,

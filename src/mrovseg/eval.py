@@ -36,7 +36,9 @@ def select_benchmarks(cfg: DictConfig) -> None:
     if served is not None:  # a datamodule with one world of its own (the toy world)
         if not set(names) <= set(served):
             served_text = ", ".join(repr(b) for b in served)
-            raise ValueError(f"data={cfg.data._target_} only serves the {served_text} benchmark, not {names}.")
+            raise ValueError(
+                f"data={cfg.data._target_} only serves the {served_text} benchmark, not {names}."
+            )
         return
     with open_dict(cfg):
         cfg.data.eval_benchmarks = names
@@ -52,8 +54,13 @@ def command_line_overrides() -> list[str]:
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Runs the test loop over every configured benchmark and writes metrics.json."""
-    from mrovseg.training.checkpoint import build_config_of, build_config_with_overrides, build_module, load_module
     from mrovseg.training.callbacks.prediction_writer import PredictionWriter
+    from mrovseg.training.checkpoint import (
+        build_config_of,
+        build_config_with_overrides,
+        build_module,
+        load_module,
+    )
     from mrovseg.training.trainer import make_trainer, write_metrics
 
     L.seed_everything(cfg.seed, workers=True)

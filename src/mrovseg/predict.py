@@ -35,10 +35,10 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, ListConfig
 
-from mrovseg.training.checkpoint import clip_overrides_of
 from mrovseg.config import CONF_DIR
 from mrovseg.data.image_files import output_stems, resolve_inputs
 from mrovseg.serving.outputs import write_outputs
+from mrovseg.training.checkpoint import clip_overrides_of
 
 log = logging.getLogger(__name__)
 

@@ -41,12 +41,37 @@ def test_vocabulary_rule_longest_match_whole_words_caption_order() -> None:
     assert extract_nouns("a redcircle, rings", vocab) == []  # whole words only
 
 
-def test_regex_rule_splits_noun_phrases_and_drops_boilerplate() -> None:
+def test_noun_rule_splits_noun_phrases_and_drops_boilerplate() -> None:
     cap = "A photo of a brown horse on the beach, with two dogs and a red kite in the sky."
-    assert extract_nouns(cap) == ["brown horse", "beach", "dogs", "red kite", "sky"]
+    assert extract_nouns(cap) == ["brown horse", "beach", "dog", "red kite", "sky"]  # docs/mgca.md §2
     assert extract_nouns(cap, max_nouns=2) == ["brown horse", "beach"]
     with pytest.raises(TypeError, match="caption must be a string"):
         extract_nouns(None)  # type: ignore[arg-type]
+
+
+def test_crop_is_albumentations_random_resized_crop_and_flip_with_our_parameters() -> None:
+    import albumentations as A
+
+    t = RandomResizedCrop(16, scale=(0.5, 1.0), seed=0)
+    crop, flip = t.pipeline.transforms
+    assert isinstance(crop, A.RandomResizedCrop) and isinstance(flip, A.HorizontalFlip)
+    assert crop.size == (16, 16) and crop.scale == (0.5, 1.0) and flip.p == 0.5
+    assert crop.ratio == pytest.approx((3 / 4, 4 / 3))
+    image = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    out = t(image)
+    assert out.shape == (3, 16, 16) and out.dtype == torch.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0 and out.max() > 0.5
+    # a fixed seed repeats the same crops; the per-sample generator of the shard reader too
+    again = RandomResizedCrop(16, seed=0)
+    assert all(torch.equal(t(image), again(image)) for _ in range(5))
+    assert not all(torch.equal(t(image), t(image)) for _ in range(5))
+    assert torch.equal(t(image, np.random.default_rng(7)), again(image, np.random.default_rng(7)))
+    # the flip: a whole-image "crop" of a left-to-right ramp, flipped always vs never
+    ramp = np.repeat(np.linspace(0, 255, 40, dtype=np.uint8)[None, :, None], 3, axis=2).repeat(40, 0)
+    keep = RandomResizedCrop(40, scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip=0.0, seed=0)(ramp)
+    flipped = RandomResizedCrop(40, scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip=1.0, seed=0)(ramp)
+    assert torch.allclose(keep, torch.from_numpy(ramp.transpose(2, 0, 1) / 255.0).float(), atol=1e-6)
+    assert torch.equal(flipped, keep.flip(-1))
 
 
 def _jpeg(colour: tuple[int, int, int]) -> bytes:

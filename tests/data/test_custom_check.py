@@ -161,7 +161,8 @@ def test_console_script_accepts_dash_dash_preview(monkeypatch: pytest.MonkeyPatc
 
 
 def test_preview_overlay_marks_classes_ignore_and_bad_values() -> None:
-    from mrovseg.data.preview import class_colours, overlay
+    from mrovseg.data.preview import overlay
+    from mrovseg.serving.overlay import palette as class_colours
 
     image = np.full((1, 4, 3), 100, np.uint8)
     raw = np.array([[0, 2, 255, 9]], np.uint8)

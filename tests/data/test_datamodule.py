@@ -1,4 +1,4 @@
-"""OVSegDataModule: training batches, several evaluation benchmarks at once, lazy layout checks."""
+"""BenchmarkDataModule: training batches, several evaluation benchmarks at once, lazy layout checks."""
 
 from pathlib import Path
 
@@ -7,16 +7,16 @@ import torch
 
 from mrovseg.constants import IGNORE_INDEX
 from mrovseg.data.benchmarks import BenchmarkInfo
-from mrovseg.data.datamodule import OVSegDataModule
+from mrovseg.data.datamodule import BenchmarkDataModule
 from mrovseg.data.datasets import DatasetLayoutError
 from mrovseg.data.vocabularies import ADE_150, COCO_STUFF_171, PC_459
 
 from .builders import make_layout
 
 
-def _dm(root: Path, **kw) -> OVSegDataModule:
+def _dm(root: Path, **kw) -> BenchmarkDataModule:
     defaults = dict(crop_size=16, batch_size=2, num_workers=0, pin_memory=False, eval_short_side=24)
-    return OVSegDataModule(root, **{**defaults, **kw})
+    return BenchmarkDataModule(root, **{**defaults, **kw})
 
 
 def test_training_module(tmp_path: Path) -> None:

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from mrovseg.model.mrovseg.classifier import MultiGrainedClassifier
 from mrovseg.model.clip_backbone import CLIPBackbone
+from mrovseg.model.mrovseg.classifier import MultiGrainedClassifier
 from mrovseg.model.mrovseg.slicer import Slicer
 
 DIM, MASK_DIM, QUERIES = 16, 8, 4

@@ -343,5 +343,9 @@ def test_only_clip_backbone_reaches_into_open_clip_blocks() -> None:
         if path.name not in ("clip_backbone.py", "text_encoder.py") and internals.search(path.read_text())
     ]
     assert offenders == []
-    for name in ("mrovseg/classifier.py", "training_free/dense_clip.py", "mrovseg/model.py"):  # no .mlp / .attn
+    for name in (
+        "mrovseg/classifier.py",
+        "training_free/dense_clip.py",
+        "mrovseg/model.py",
+    ):  # no .mlp / .attn
         assert not re.search(r"\b(block|last|blk)\.", (package / "model" / name).read_text()), name

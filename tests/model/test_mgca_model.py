@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from mrovseg.model.training_free.dense_clip import DenseCLIP
 from mrovseg.model.mgca import MGCA
+from mrovseg.model.training_free.dense_clip import DenseCLIP
 from tests.conftest import make_toy_backbone
 
 
@@ -28,3 +28,21 @@ def test_scores_contract_units_switch_and_maskclip_start() -> None:
     emb, base = up.embeddings(images)
     assert emb.shape == base.shape == (2, bb.embed_dim, 16, 16)
     assert torch.allclose(emb.norm(dim=1), torch.ones(2, 16, 16), atol=1e-5)
+
+
+def test_unit_stride_is_stated_once_two_patches_of_the_pixel_grid() -> None:
+    """The seed spacing of the units has one default, in the code (2 patches = 2 × upsample pixels of
+    the pixel grid); conf/model/mgca.yaml defers to it (null) instead of restating a number."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from mrovseg.config import CONF_DIR
+
+    bb = make_toy_backbone()
+    for up in (1, 2, 4):
+        assert MGCA(bb, dim=8, depth=1, upsample=up).units["stride"] == 2 * up
+    assert MGCA(bb, dim=8, depth=1, upsample=4, units={"stride": 3}).units["stride"] == 3  # set: kept
+    cfg = OmegaConf.load(CONF_DIR / "model" / "mgca.yaml")
+    assert cfg.units.stride is None
+    real = instantiate(cfg, backbone=bb, dim=8)
+    assert real.upsample == 4 and real.units["stride"] == 8  # ViT-B/16 at 448: 112² pixels, 14² seeds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,6 +112,71 @@ def test_zero_prompts_full_mask_equals_clip_embedding(toy_backbone):
     emb = region(toy_backbone, big, torch.ones(1, 64, 64, dtype=torch.bool), torch.tensor([0]))
     resized = F.interpolate(big, size=(32, 32), mode="bicubic", align_corners=False).clamp(0, 1)
     torch.testing.assert_close(emb, _clip_embedding(toy_backbone, resized), atol=1e-4, rtol=1e-3)
+
+
+def _encode_as_before(region, backbone, crops, blank):
+    """``MaskPromptCLIP.encode`` as it was written inline (open_clip's tower read directly) before it ran
+    through ``CLIPBackbone``'s methods (issue 21): the frozen path must give the same bits."""
+    visual = backbone.visual
+    x = F.conv2d(crops, visual.conv1.weight, stride=backbone.patch_size).flatten(2).transpose(1, 2)
+    x = torch.where(blank[..., None], region.prompts[0], x)
+    cls = visual.class_embedding.expand(x.shape[0], 1, -1)
+    x = visual.ln_pre(torch.cat([cls, x], dim=1) + visual.positional_embedding)
+    for i, block in enumerate(backbone.blocks):
+        if 0 < i < region.prompt_depth:
+            x = torch.cat([x[:, :1], torch.where(blank[..., None], region.prompts[i], x[:, 1:])], dim=1)
+        x = backbone.block_forward(block, x)[0]
+    return F.normalize(visual.ln_post(x[:, 0]) @ visual.proj, dim=-1)
+
+
+def test_region_encoder_is_bit_identical_to_the_inline_tower(toy_backbone):
+    torch.manual_seed(0)
+    region = MaskPromptCLIP(toy_backbone, prompt_depth=3)
+    images = torch.rand(2, 3, 48, 40)
+    masks = torch.zeros(3, 48, 40, dtype=torch.bool)
+    masks[0, 4:30, 6:20] = masks[1, 10:12, 3:39] = masks[2, :, 20:] = True
+    with torch.no_grad():
+        crops, blank = region.prepare(toy_backbone, images, masks, torch.tensor([0, 1, 1]))
+        expected = _encode_as_before(region, toy_backbone, crops, blank)
+        assert torch.equal(region.encode(toy_backbone, crops, blank), expected)
+
+
+def test_finetune_encodes_with_the_copied_tower(toy_backbone):
+    """``finetune``: the copy (stem, blocks, head) encodes the regions, CLIP's own tower is only read."""
+    torch.manual_seed(0)
+    frozen = MaskPromptCLIP(toy_backbone, prompt_depth=2)
+    tuned = MaskPromptCLIP(toy_backbone, prompt_depth=2, finetune=True)
+    tuned.prompts.data.copy_(frozen.prompts)
+    images, masks = torch.rand(1, 3, 32, 32), torch.zeros(1, 32, 32, dtype=torch.bool)
+    masks[0, 5:25, 8:20] = True
+    index = torch.tensor([0])
+    with torch.no_grad():
+        reference = frozen(toy_backbone, images, masks, index)
+        torch.testing.assert_close(tuned(toy_backbone, images, masks, index), reference)  # a copy of it
+        for name, param in tuned.visual.named_parameters():
+            if name.startswith(("transformer.resblocks.2.", "ln_post.", "proj")):  # last block, head
+                before = tuned(toy_backbone, images, masks, index)
+                param.add_(0.5 * torch.randn_like(param))
+                assert not torch.allclose(tuned(toy_backbone, images, masks, index), before), name
+        # CLIP's own tower was only read: the prompt-only encoder still gives what it gave
+        torch.testing.assert_close(frozen(toy_backbone, images, masks, index), reference, rtol=0, atol=0)
+
+
+def test_ovseg_reaches_open_clip_only_through_clip_backbone():
+    """Issue 21: the region encoder and the dense baseline name no open_clip internals (CLIPBackbone's job)."""
+    import re
+
+    import mrovseg
+
+    model_dir = Path(mrovseg.__file__).parent / "model"
+    internals = re.compile(
+        r"\b(visual|tower)\.\w|\.(conv1|class_embedding|positional_embedding|ln_pre|ln_post|ln_1|ln_2|"
+        r"resblocks|transformer|in_proj_weight|out_proj)\b"
+    )
+    files = [model_dir / "ovseg" / f for f in ("mask_prompt_clip.py", "ovseg.py", "mining.py")]
+    files.append(model_dir / "training_free" / "dense_clip.py")
+    offenders = {f.name: m.group(0) for f in files if (m := internals.search(f.read_text()))}
+    assert offenders == {}
 
 
 def test_ensemble_is_ovseg_geometric_rule():

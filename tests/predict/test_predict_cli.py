@@ -15,14 +15,14 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
-from mrovseg.training.checkpoint import clip_overrides_of
 from mrovseg.constants import REPO_ROOT
 from mrovseg.data.image_files import output_stems, resolve_inputs
 from mrovseg.data.image_io import load_image, load_label
-from mrovseg.serving.overlay import blend, palette
 from mrovseg.predict import predict
 from mrovseg.serving.outputs import atomic_write
+from mrovseg.serving.overlay import blend, palette
 from mrovseg.serving.segmenter import Segmenter
+from mrovseg.training.checkpoint import clip_overrides_of
 from tests.predict.conftest import toy_image
 
 

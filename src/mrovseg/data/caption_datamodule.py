@@ -8,7 +8,7 @@
   benchmark of :class:`mrovseg.data.toy_datamodule.ToyDataModule` (with labels, for scoring only).
 * :class:`CaptionDataModule`: real captions (CSV/TSV, image folder, img2dataset webdataset shards;
   :mod:`mrovseg.data.caption_datasets`), evaluated on registered benchmarks through an
-  evaluation-only :class:`mrovseg.data.datamodule.OVSegDataModule`.
+  evaluation-only :class:`mrovseg.data.datamodule.BenchmarkDataModule`.
 
 Training batches are ``{"image": (B, 3, S, S), "caption": [str], "nouns": [[str]], "name": [str]}``.
 """
@@ -159,10 +159,10 @@ class CaptionDataModule(L.LightningDataModule):
         eval_short_side: int = 448,
     ) -> None:
         super().__init__()
-        from mrovseg.data.datamodule import OVSegDataModule
+        from mrovseg.data.datamodule import BenchmarkDataModule
 
         self.save_hyperparameters(logger=False)
-        self.eval_dm = OVSegDataModule(
+        self.eval_dm = BenchmarkDataModule(
             root=root,
             train_benchmark=None,
             eval_benchmarks=list(eval_benchmarks),

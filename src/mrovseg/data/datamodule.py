@@ -1,9 +1,9 @@
 """LightningDataModule for training on one benchmark and scoring several at once.
 
-``OVSegDataModule(train_benchmark="coco_stuff", eval_benchmarks=["coco_stuff"])`` trains on COCO-Stuff-171;
-``OVSegDataModule(train_benchmark=None, eval_benchmarks=["ade150", "ade847", "pc59", "pc459", "voc20"])``
+``BenchmarkDataModule(train_benchmark="coco_stuff", eval_benchmarks=["coco_stuff"])`` trains on COCO-Stuff-171;
+``BenchmarkDataModule(train_benchmark=None, eval_benchmarks=["ade150", "ade847", "pc59", "pc459", "voc20"])``
 is the evaluation module of the open-vocabulary benchmarks. Validation and test return one dataloader per
-evaluation benchmark, in the order of :attr:`OVSegDataModule.eval_benchmarks`, each with its own
+evaluation benchmark, in the order of :attr:`BenchmarkDataModule.eval_benchmarks`, each with its own
 vocabulary (``BenchmarkInfo``); every benchmark's ignore value is already mapped to ``IGNORE_INDEX``.
 Nothing touches the disk before :meth:`setup`, which raises clear errors for a missing or partial layout.
 """
@@ -22,10 +22,10 @@ from mrovseg.data.datasets import SemanticSegDataset
 from mrovseg.data.sampling import segmentation_loader, store_loader_settings
 from mrovseg.data.transforms import EvalTransform, TrainTransform
 
-__all__ = ["OVSegDataModule"]
+__all__ = ["BenchmarkDataModule"]
 
 
-class OVSegDataModule(L.LightningDataModule):
+class BenchmarkDataModule(L.LightningDataModule):
     """Training and evaluation data of the registered benchmarks.
 
     Args:
@@ -126,7 +126,7 @@ class OVSegDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         if self.train_spec is None:
-            raise RuntimeError("this OVSegDataModule is evaluation-only (train_benchmark=None)")
+            raise RuntimeError("this BenchmarkDataModule is evaluation-only (train_benchmark=None)")
         if self.train_dataset is None:
             self.setup("fit")
         assert self.train_dataset is not None

@@ -1,12 +1,11 @@
 """Label overlays to look at (``check_data preview=N``): the image beside the image with its label on top.
 
-Each class gets a fixed colour (evenly spaced hues); ignore pixels are shown darkened. Below the
+Each class gets the colour predict's overlays give it (:func:`mrovseg.serving.overlay.palette`); ignore pixels are shown darkened. Below the
 pair a legend names the label values present, so a shifted or wrong class index is visible at once.
 """
 
 from __future__ import annotations
 
-import colorsys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,17 +14,11 @@ from PIL import Image, ImageDraw
 
 from mrovseg.data.custom_layout import CustomLayout
 from mrovseg.data.image_io import load_image, load_label
+from mrovseg.serving.overlay import palette
 
-__all__ = ["class_colours", "overlay", "write_previews"]
+__all__ = ["overlay", "write_previews"]
 
 _ROW = 14  # legend row height in pixels
-
-
-def class_colours(num_classes: int) -> np.ndarray:
-    """``uint8 (K, 3)`` distinct colours: golden-ratio hues, full saturation."""
-    hues = (np.arange(num_classes) * 0.618033988749895) % 1.0
-    rgb = [colorsys.hsv_to_rgb(h, 0.9, 1.0) for h in hues]
-    return (np.asarray(rgb).reshape(-1, 3) * 255).round().astype(np.uint8)
 
 
 def overlay(
@@ -35,7 +28,7 @@ def overlay(
 
     Values outside ``[0, num_classes)`` other than ``ignore`` are drawn white (a bad value to fix).
     """
-    colours = class_colours(num_classes).astype(np.float32)
+    colours = palette(num_classes).astype(np.float32)
     out = image.astype(np.float32)
     raw = raw.astype(np.int64)
     is_class = (raw >= 0) & (raw < num_classes)
@@ -46,7 +39,7 @@ def overlay(
 
 
 def _legend(layout: CustomLayout, values: Sequence[int], width: int) -> Image.Image:
-    colours = class_colours(layout.num_raw_classes)
+    colours = palette(layout.num_raw_classes)
     canvas = Image.new("RGB", (width, _ROW * max(1, len(values))), (0, 0, 0))
     draw = ImageDraw.Draw(canvas)
     for row, value in enumerate(values):

@@ -19,6 +19,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from mrovseg.model.class_names import split_synonyms
+
 __all__ = [
     "ADE_150",
     "ADE_847",
@@ -32,6 +34,7 @@ __all__ = [
     "VOC_20",
     "get_templates",
     "get_vocabulary",
+    "parse_vocabulary_text",
     "read_vocabulary_file",
     "resolve_vocabulary",
     "split_synonyms",
@@ -111,18 +114,16 @@ def get_templates(name: str = "vild") -> list[str]:
     return list(TEMPLATES[name])
 
 
-def split_synonyms(class_name: str) -> list[str]:
-    """Splits a class name with comma-separated synonyms (``"sofa, couch"`` -> ``["sofa", "couch"]``).
-
-    Empty parts are dropped; a name without commas gives a one-element list.
-    """
-    return [part.strip() for part in class_name.split(",") if part.strip()]
+def parse_vocabulary_text(text: str) -> list[str]:
+    """Class names of a vocabulary text (a ``.txt`` file, the demo's box): one per line, ``#`` starts a
+    comment, blank lines skipped; synonyms stay after commas on their line."""
+    lines = (line.split("#", 1)[0].strip() for line in (text or "").splitlines())
+    return [line for line in lines if line]
 
 
 def read_vocabulary_file(path: str | os.PathLike) -> list[str]:
-    """Class names of a ``.txt`` file: one per line, ``#`` starts a comment, blank lines skipped."""
-    lines = (line.split("#", 1)[0].strip() for line in Path(path).read_text().splitlines())
-    return [line for line in lines if line]
+    """Class names of a ``.txt`` file (:func:`parse_vocabulary_text`)."""
+    return parse_vocabulary_text(Path(path).read_text())
 
 
 def resolve_vocabulary(vocabulary: str | os.PathLike | Sequence[str]) -> list[str]:

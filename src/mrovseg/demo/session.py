@@ -7,24 +7,22 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, ListConfig
 
 # --- what the demo shares with predict (one place, so a move of these names is one edit here) ---
-from mrovseg.data.vocabularies import resolve_vocabulary
-from mrovseg.serving.overlay import palette, render_overlay
+from mrovseg.data.vocabularies import VOCABULARIES, parse_vocabulary_text, resolve_vocabulary
 from mrovseg.serving.outputs import write_outputs
+from mrovseg.serving.overlay import palette, render_overlay
 from mrovseg.serving.segmenter import SegmentationResult, Segmenter, to_rgb
 
 log = logging.getLogger(__name__)
 
 #: The benchmark vocabularies offered in the dropdown (``toy``: the default experiment's world).
-BENCHMARK_VOCABULARIES = ("toy", "coco_stuff", "ade150", "ade847", "pc59", "pc459", "voc20", "cityscapes")
+BENCHMARK_VOCABULARIES = ("toy", *VOCABULARIES)
 
 
 class DemoInputError(ValueError):
@@ -39,8 +37,7 @@ def parse_vocabulary(text: str, max_classes: int) -> list[str]:
         DemoInputError: No class, more than ``max_classes`` classes, or an entry
             :func:`resolve_vocabulary` rejects (a duplicate, a line of commas only).
     """
-    lines = (line.split("#", 1)[0].strip() for line in (text or "").splitlines())
-    names = [line for line in lines if line]
+    names = parse_vocabulary_text(text)
     if not names:
         raise DemoInputError("The vocabulary is empty: type one class per line (synonyms after commas).")
     if len(names) > max_classes:

@@ -50,6 +50,7 @@ def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The parameters a model trains: every parameter with a gradient outside its frozen CLIP."""
     return [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(BACKBONE_PREFIX)]
 
+
 #: CLIP's pixel mean / std (open_clip's constants).
 OPENAI_MEAN, OPENAI_STD = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
@@ -166,15 +167,41 @@ class CLIPBackbone(nn.Module):
 
     def embed(self, views: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """Patchify normalised views ``(N,3,h,w)`` → tokens ``(N, 1+L, D)`` after ``ln_pre``."""
+        patches, grid = self.patch_embed(views)
+        return self.stem(patches, grid), grid
+
+    # An image tower with CLIP's structure other than the frozen one (``tower``: a trainable copy of
+    # ``self.visual``, OVSeg's full fine-tuning) runs through the same methods; None = the frozen CLIP's.
+    def patch_embed(
+        self, views: torch.Tensor, tower: nn.Module | None = None
+    ) -> tuple[torch.Tensor, tuple[int, int]]:
+        """The patch embedding (``conv1``) of normalised views ``(N,3,h,w)`` → ``(N, L, D)`` and the grid."""
+        tower = self.visual if tower is None else tower
         p = self.patch_size
         if views.shape[-2] % p or views.shape[-1] % p:
             raise ValueError(f"View size {tuple(views.shape[-2:])} is not a multiple of the patch size {p}.")
-        x = self.visual.conv1(views.to(self.visual.conv1.weight.dtype))
-        grid = (x.shape[-2], x.shape[-1])
-        x = rearrange(x, "n d h w -> n (h w) d")
-        cls = self.visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
-        x = torch.cat([cls, x], dim=1) + self.pos_embed(grid, x.device, x.dtype)
-        return self.visual.ln_pre(x), grid
+        x = tower.conv1(views.to(tower.conv1.weight.dtype))
+        return rearrange(x, "n d h w -> n (h w) d"), (x.shape[-2], x.shape[-1])
+
+    def stem(
+        self, patches: torch.Tensor, grid: tuple[int, int], tower: nn.Module | None = None
+    ) -> torch.Tensor:
+        """Patch tokens ``(N, L, D)`` → ``ln_pre([CLS]; patches) + pos`` ``(N, 1+L, D)``. The frozen CLIP's
+        positional embedding is resized to any grid (:meth:`pos_embed`); another tower's, trainable, is
+        used as it is (its native grid only)."""
+        t = self.visual if tower is None else tower
+        cls = t.class_embedding.to(patches.dtype).expand(patches.shape[0], 1, -1)
+        if tower is None:
+            pos = self.pos_embed(grid, patches.device, patches.dtype)
+        elif tuple(grid) == self.native_grid:
+            pos = tower.positional_embedding.to(patches.dtype)
+        else:
+            raise ValueError(f"A copied tower runs at CLIP's native grid {self.native_grid}, not {grid}.")
+        return t.ln_pre(torch.cat([cls, patches], dim=1) + pos)
+
+    def tower_blocks(self, tower: nn.Module | None = None) -> nn.ModuleList:
+        """The residual blocks of an image tower (None: the frozen CLIP's, :attr:`blocks`)."""
+        return self.blocks if tower is None else tower.transformer.resblocks
 
     def qkv(self, block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The block's multi-head q, k, v of ``ln_1(x)``, each ``(N, heads, T, head_dim)``."""
@@ -273,10 +300,12 @@ class CLIPBackbone(nn.Module):
         value = last.attn.out_proj(rearrange(v, "n h t d -> n t (h d)"))
         return self._residual_and_mlp(last, tokens, value) if residual else value
 
-    def head(self, cls_tokens: torch.Tensor) -> torch.Tensor:
-        """CLIP's image head on final-layer [CLS] tokens: ``ln_post`` then ``proj`` → ``(..., E)``."""
-        x = self.visual.ln_post(cls_tokens)
-        return x @ self.visual.proj if self.visual.proj is not None else x
+    def head(self, cls_tokens: torch.Tensor, tower: nn.Module | None = None) -> torch.Tensor:
+        """CLIP's image head on final-layer [CLS] tokens: ``ln_post`` then ``proj`` → ``(..., E)``
+        (``tower``: another image tower's head, see :meth:`patch_embed`)."""
+        tower = self.visual if tower is None else tower
+        x = tower.ln_post(cls_tokens)
+        return x @ tower.proj if tower.proj is not None else x
 
     # ------------------------------------------------------------------ text side
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -338,7 +367,9 @@ class CLIPBackbone(nn.Module):
         return cached
 
     @torch.no_grad()
-    def encode_names(self, names: Sequence[str], templates: Sequence[str], max_cached: int = 100_000) -> torch.Tensor:
+    def encode_names(
+        self, names: Sequence[str], templates: Sequence[str], max_cached: int = 100_000
+    ) -> torch.Tensor:
         """Text embeddings ``(M, E)`` of open-ended names (caption nouns: OVSeg's mining, MGCA's training),
         by the same template-mean rule as :meth:`encode_vocabulary`, cached per name in memory (the least
         recently used dropped past ``max_cached``) and never on disk. Names not yet cached are encoded

@@ -21,12 +21,13 @@ import hashlib
 import json
 import logging
 import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from mrovseg.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,6 @@ def save(
 ) -> None:
     """Stores one entry atomically; a failure (read-only disk, ...) is logged, never raised."""
     path = folder / f"{key}.pt"
-    tmp = folder / f".{key}.{uuid.uuid4().hex[:8]}.tmp"
     entry = {
         "names": list(class_names),
         "templates": list(templates),
@@ -102,10 +102,6 @@ def save(
     }
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        torch.save(entry, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: torch.save(entry, tmp))
     except OSError as err:
         log.warning("Could not write the text-embedding cache %s: %s", path, err)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mrovseg.model.class_names import split_synonyms
+
 
 def _is_causal(mask: torch.Tensor) -> bool:
     above = torch.triu(torch.ones_like(mask, dtype=torch.bool), diagonal=1)
@@ -60,7 +62,7 @@ def vocabulary_prompts(class_names: Sequence[str], templates: Sequence[str]) -> 
     prompts: list[str] = []
     owner: list[int] = []
     for idx, name in enumerate(class_names):
-        synonyms = [s.strip() for s in str(name).split(",") if s.strip()]
+        synonyms = split_synonyms(name)
         if not synonyms:
             raise ValueError(f"Class {idx} has an empty name: {name!r}.")
         for syn in synonyms:

@@ -7,28 +7,15 @@ leaves a half-written file; the JSON is written last. The JSON fields are listed
 from __future__ import annotations
 
 import json
-import os
 import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mrovseg.data.image_io import save_label_png
+from mrovseg.files import atomic_write
 from mrovseg.serving.overlay import palette, render_overlay
 
-__all__ = ["atomic_write", "write_outputs"]
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Calls ``write(tmp)`` on a temporary file next to ``path`` (same suffix), then renames it to ``path``."""
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+__all__ = ["write_outputs"]
 
 
 def write_outputs(

@@ -223,7 +223,12 @@ class Segmenter:
             FileNotFoundError: The checkpoint does not exist.
             ValueError: The file is not an mrovseg checkpoint, or its CLIP differs from the requested one.
         """
-        from mrovseg.training.checkpoint import check_clip_matches, load_module, read_checkpoint, stored_short_side
+        from mrovseg.training.checkpoint import (
+            check_clip_matches,
+            load_module,
+            read_checkpoint,
+            stored_short_side,
+        )
 
         device = resolve_device(device)  # fail on an unavailable GPU before reading anything
         overrides = dict(clip_overrides or {})

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from mrovseg.constants import IGNORE_INDEX
+from mrovseg.data.benchmarks import BenchmarkInfo
 from mrovseg.model.inference import sliding_window, upsample_argmax
 from mrovseg.training import checkpoint as ckpt_format
 from mrovseg.training.metrics import SegMetrics, per_class_iou_dict
@@ -42,20 +43,11 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Benchmark:
-    """An evaluation vocabulary: name, class names and the classes seen in training (or None)."""
-
-    name: str
-    class_names: list[str]
-    seen_classes: list[int] | None = None
-
-
-@dataclass
 class EvalBatchOutput:
     """What an evaluation step returns for callbacks: the benchmark and, per image, the inputs and the
     predicted labels at the label's resolution (tensors on the module's device)."""
 
-    benchmark: Benchmark
+    benchmark: BenchmarkInfo
     names: list[str] = field(default_factory=list)
     images: list[torch.Tensor] = field(default_factory=list)
     preds: list[torch.Tensor] = field(default_factory=list)
@@ -100,7 +92,7 @@ class SegmentationModule(L.LightningModule):
         self.make_scheduler = scheduler
         self.templates = list(templates)
         self.train_class_names: list[str] | None = None
-        self.benchmarks: list[Benchmark] = []
+        self.benchmarks: list[BenchmarkInfo] = []
         self.metrics = nn.ModuleDict()
         self.results: dict[str, dict[str, dict[str, Any]]] = {}
         self.build_config: dict[str, Any] | None = None  # set by mrovseg.training.checkpoint.build_module
@@ -111,13 +103,13 @@ class SegmentationModule(L.LightningModule):
     ) -> None:
         """Sets the training vocabulary and the evaluation benchmarks (one per dataloader)."""
         self.train_class_names = list(train_class_names) if train_class_names else None
-        self.benchmarks = [Benchmark(b.name, list(b.class_names), b.seen_classes) for b in benchmarks]
+        self.benchmarks = [BenchmarkInfo(b.name, list(b.class_names), b.seen_classes) for b in benchmarks]
         for b in self.benchmarks:
             if b.name not in self.metrics:
                 self.metrics[b.name] = self._new_metric(b, ())
 
     @staticmethod
-    def _new_metric(bench: Benchmark, regions: Sequence[str]) -> SegMetrics:
+    def _new_metric(bench: BenchmarkInfo, regions: Sequence[str]) -> SegMetrics:
         k = len(bench.class_names)
         return SegMetrics(k, IGNORE_INDEX, bench.class_names, bench.seen_classes, region_names=tuple(regions))
 

@@ -138,9 +138,10 @@ def upgrade_build_config(build_cfg: dict[str, Any]) -> dict[str, Any]:
             module.pop(key, None)
         module.update(optimizer=optimizer, scheduler=scheduler)
     scheduler = module.get("scheduler") or {}
-    if module.get("_target_") == "mrovseg.training.ovseg.OVSegModule" and scheduler.get(
-        "_target_"
-    ) == MOVED_TARGETS["mrovseg.optim.ClosedFormPolynomialLR"]:
+    if (
+        module.get("_target_") == "mrovseg.training.ovseg.OVSegModule"
+        and scheduler.get("_target_") == MOVED_TARGETS["mrovseg.optim.ClosedFormPolynomialLR"]
+    ):
         scheduler["_target_"] = "mrovseg.training.optim.two_stage_lr"
     return cfg
 

@@ -35,7 +35,9 @@ def make_trainer(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> Any:
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = instantiate_group(cfg.get("logger"))
     trainer_cfg: Any = cfg.trainer
-    if "compile" in trainer_cfg:  # ours (mrovseg.training.speed, read by mrovseg.train), not a Trainer argument
+    if (
+        "compile" in trainer_cfg
+    ):  # ours (mrovseg.training.speed, read by mrovseg.train), not a Trainer argument
         trainer_cfg = OmegaConf.to_container(trainer_cfg, resolve=True)
         trainer_cfg.pop("compile")
     trainer = hydra.utils.instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False)

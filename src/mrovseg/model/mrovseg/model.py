@@ -25,10 +25,10 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from mrovseg.model.mrovseg.adapter import MultiResAdapter
-from mrovseg.model.mrovseg.classifier import MultiGrainedClassifier
 from mrovseg.model.clip_backbone import CLIPBackbone, ViewFeatures, trainable_parameters
 from mrovseg.model.inference import semantic_inference
+from mrovseg.model.mrovseg.adapter import MultiResAdapter
+from mrovseg.model.mrovseg.classifier import MultiGrainedClassifier
 from mrovseg.model.mrovseg.mask_decoder import MaskDecoder
 from mrovseg.model.mrovseg.slicer import Slicer
 

@@ -129,11 +129,14 @@ class MaskPromptCLIP(nn.Module):
         self.prompts = nn.Parameter(torch.zeros(depth, num_patches, backbone.width))
         if prompt_init_std > 0:
             nn.init.normal_(self.prompts, std=prompt_init_std)
+        # the trainable copy of the image tower (stem, blocks, head); encode() runs it instead of CLIP's
         self.visual = copy.deepcopy(backbone.visual).requires_grad_(True) if finetune else None
 
-    def visual_of(self, backbone: CLIPBackbone) -> nn.Module:
-        """The image tower used: the trainable copy (fine-tuning) or CLIP's own."""
-        return self.visual if self.visual is not None else backbone.visual
+    @property
+    def tower(self) -> nn.Module | None:
+        """The image tower that encodes regions: the trainable copy (fine-tuning), or None for the frozen
+        CLIP's own (:class:`~mrovseg.model.clip_backbone.CLIPBackbone` runs either)."""
+        return self.visual
 
     def prepare(
         self,
@@ -162,8 +165,7 @@ class MaskPromptCLIP(nn.Module):
         self, backbone: CLIPBackbone, crops: torch.Tensor, blank: torch.Tensor | None
     ) -> torch.Tensor:
         """Patch embeddings ``(N, g*g, D)`` with blank patches replaced by ``P[0]`` (before [CLS]/pos.)."""
-        visual = self.visual_of(backbone)
-        x = rearrange(visual.conv1(crops.to(visual.conv1.weight.dtype)), "n d h w -> n (h w) d")
+        x, _ = backbone.patch_embed(crops, self.tower)
         if blank is not None and self.prompt_depth > 0:
             x = torch.where(blank[..., None], self.prompts[0].to(x.dtype), x)
         return x
@@ -171,23 +173,23 @@ class MaskPromptCLIP(nn.Module):
     def encode(self, backbone: CLIPBackbone, crops: torch.Tensor, blank: torch.Tensor | None) -> torch.Tensor:
         """L2-normalised embeddings ``(N, E)`` of normalised crops; prompts replace blank patches.
 
+        Stem, blocks and head are those of :attr:`tower` (the trainable copy with ``finetune``), run by
+        the backbone's own methods (``stem``, ``block_forward``, ``head``).
+
         Args:
             backbone: the CLIP.
             crops: ``(N, 3, S, S)`` CLIP-normalised, ``S`` = CLIP's input size.
             blank: ``(N, g*g)`` bool blank-patch flags, or None for no prompts.
         """
-        visual = self.visual_of(backbone)
-        x = self.patch_tokens(backbone, crops, blank)
+        tower = self.tower
+        x = backbone.stem(self.patch_tokens(backbone, crops, blank), backbone.native_grid, tower)
         use = blank is not None and self.prompt_depth > 0
-        cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
-        x = torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)
-        x = visual.ln_pre(x)
-        for i, block in enumerate(backbone.blocks):
+        for i, block in enumerate(backbone.tower_blocks(tower)):
             if use and 0 < i < self.prompt_depth:
                 patches = torch.where(blank[..., None], self.prompts[i].to(x.dtype), x[:, 1:])
                 x = torch.cat([x[:, :1], patches], dim=1)
             x = backbone.block_forward(block, x)[0]
-        return F.normalize(backbone.head(x[:, 0]).float(), dim=-1)
+        return F.normalize(backbone.head(x[:, 0], tower).float(), dim=-1)
 
     def forward(
         self,
