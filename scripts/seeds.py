@@ -2,16 +2,28 @@
 
     python scripts/seeds.py --out outputs/seeds/default                      # the default experiment, seeds 0 1 2
     python scripts/seeds.py --out outputs/seeds/cls_key -- model.classifier_cls_key=true
-    python scripts/seeds.py --out outputs/seeds/dense --entry eval -- model=dense_clip data=toy clip=toy
+    python scripts/seeds.py --out outputs/seeds/dense --entry eval -- experiment=dense_clip_toy
     python scripts/seeds.py --out outputs/seeds/p0 --seeds 0 1 2 3 --jobs 2 -- model.slice_ratio=0
     python scripts/seeds.py --collect outputs/seeds/default outputs/seeds/p0   # table of finished runs
     python scripts/seeds.py --collect outputs/mgca/full --metrics eval/units/metrics.json   # another file per seed
+    python scripts/seeds.py --collect outputs/seeds/default outputs/seeds/p0 --reference outputs/seeds/default
+        # + paired differences to the reference: mean, 95 % t interval over the shared seeds, verdict
+    python -m mrovseg.train -m seed=0,1,2,3,4 model.slice_ratio=0,0.5 hydra.sweep.dir=outputs/sweeps/p
+    python scripts/seeds.py --multirun outputs/sweeps/p --reference model.slice_ratio=0.5
+        # a Hydra multirun (settings × seeds) as the same table: jobs grouped by their overrides less seed=
 
 Each seed runs ``python -m mrovseg.<entry> <overrides> seed=S`` (and ``data.seed=S`` with
 ``--vary-data``) in its own run directory ``<out>/seed_<S>``; a seed whose ``metrics.json`` exists is
 not run again, so an interrupted measurement resumes. The spread is the sample standard deviation
 (ddof = 1) over seeds. A run's thread count changes its numbers, so it is fixed (``--threads``,
 default 1) and written into ``<out>/summary.json`` with the torch version and the command.
+
+Deciding between settings (``--reference``): each setting is compared with the reference **paired on
+the seeds both ran** (the same seed gives both the same initial weights and data order). Per metric,
+with ``d_s`` = setting − reference on seed ``s`` over the ``n`` shared seeds, the table gives
+``mean(d) ± t_{0.975, n-1} · sd(d) / √n`` (Student's t interval, ddof = 1) and the verdict **better**
+(interval above 0), **worse** (below 0) or **no difference** (contains 0). With one shared seed there
+is no interval (verdict "n < 2").
 """
 
 from __future__ import annotations
@@ -86,6 +98,82 @@ def markdown(named: list[tuple[str, dict[str, tuple[float, float, int]]]]) -> st
     return "\n".join(lines)
 
 
+def paired_difference(setting: dict[int, float], reference: dict[int, float], level: float = 0.95) -> dict:
+    """Mean difference ``setting − reference`` over the seeds both have, its Student-t interval at
+    ``level`` and the verdict (see the module docstring)."""
+    from scipy import stats
+
+    shared = sorted(set(setting) & set(reference))
+    diffs = [setting[s] - reference[s] for s in shared]
+    n = len(diffs)
+    if n == 0:
+        return {"n": 0, "mean": None, "lo": None, "hi": None, "verdict": "no shared seed"}
+    mean = statistics.fmean(diffs)
+    if n < 2:
+        return {"n": 1, "mean": mean, "lo": None, "hi": None, "verdict": "n < 2"}
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * statistics.stdev(diffs) / n**0.5
+    lo, hi = mean - half, mean + half
+    verdict = "better" if lo > 0 else "worse" if hi < 0 else "no difference"
+    return {"n": n, "mean": mean, "lo": lo, "hi": hi, "verdict": verdict}
+
+
+def per_seed(runs: dict[int, dict], metric: str) -> dict[int, float]:
+    """``seed -> value`` of one metric (seeds whose run does not report it are left out)."""
+    return {s: float(r[metric]) for s, r in runs.items() if isinstance(r.get(metric), (int, float))}
+
+
+def paired_markdown(named: list[tuple[str, dict[int, dict]]], reference: str) -> str:
+    """One row per setting other than ``reference``: per metric ``Δ mean [lo, hi] verdict``."""
+    ref = dict(named)[reference]
+    cols = [c for c in COLUMNS if any(per_seed(runs, c) for _, runs in named)]
+    lines = [
+        f"Paired on seeds, 95 % t interval, reference **{reference}**",
+        "",
+        "| setting | seeds | " + " | ".join(f"Δ {c}" for c in cols) + " |",
+        "|---|---|" + "---|" * len(cols),
+    ]
+    for name, runs in named:
+        if name == reference:
+            continue
+        cells, n = [], 0
+        for c in cols:
+            d = paired_difference(per_seed(runs, c), per_seed(ref, c))
+            n = max(n, d["n"])
+            if d["lo"] is None:
+                cells.append(d["verdict"] if d["mean"] is None else f"{d['mean']:+.1f} (n < 2)")
+            else:
+                cells.append(f"{d['mean']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}] {d['verdict']}")
+        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def seed_of(run_dir: Path) -> int:
+    """The seed of a ``seed_<S>`` directory or of a multirun job (its ``.hydra/overrides.yaml``)."""
+    if run_dir.name.startswith("seed_"):
+        return int(run_dir.name[5:])
+    for line in job_overrides(run_dir):
+        if line.startswith("seed="):
+            return int(line[5:])
+    raise ValueError(f"{run_dir}: no seed_<S> name and no seed= override in .hydra/overrides.yaml")
+
+
+def job_overrides(run_dir: Path) -> list[str]:
+    """The overrides of a Hydra job (``.hydra/overrides.yaml``; empty when absent)."""
+    import yaml
+
+    path = run_dir / ".hydra" / "overrides.yaml"
+    return [str(o) for o in (yaml.safe_load(path.read_text()) or [])] if path.is_file() else []
+
+
+def multirun_settings(sweep_dir: Path, metrics_file: str = "metrics.json") -> dict[str, list[Path]]:
+    """The finished jobs of a Hydra multirun grouped by setting: their overrides less ``seed=``."""
+    groups: dict[str, list[Path]] = {}
+    for job in sorted(p.parent for p in sweep_dir.rglob(metrics_file)):
+        overrides = [o for o in job_overrides(job) if not o.startswith("seed=")]
+        groups.setdefault(" ".join(overrides) or "(no override)", []).append(job)
+    return groups
+
+
 def finished_runs(out: Path, metrics_file: str = "metrics.json") -> list[Path]:
     """The ``seed_*`` directories under ``out`` that hold ``metrics_file``."""
     return sorted(p for p in out.glob("seed_*") if (p / metrics_file).is_file())
@@ -107,17 +195,39 @@ def main(argv: list[str] | None = None) -> int:
         default="metrics.json",
         help="with --collect: the metrics file inside each seed_* directory",
     )
+    parser.add_argument("--multirun", type=Path, help="tabulate a Hydra multirun's jobs (settings × seeds)")
+    parser.add_argument(
+        "--reference",
+        help="also print paired differences to this setting (a --collect directory or a multirun setting)",
+    )
     args = parser.parse_args(argv)
 
-    if args.collect:
-        named = []
-        for out in args.collect:
-            runs = finished_runs(out, args.metrics)
-            if not runs:
-                print(f"error: no finished seed_*/{args.metrics} under {out}", file=sys.stderr)
+    if args.collect or args.multirun:
+        if args.multirun:
+            groups = multirun_settings(args.multirun, args.metrics)
+            if not groups:
+                print(f"error: no finished job with {args.metrics} under {args.multirun}", file=sys.stderr)
                 return 2
-            named.append((out.name, summarize(load_metrics(runs, args.benchmark, args.metrics))))
+        else:
+            groups = {}
+            for out in args.collect:
+                runs = finished_runs(out, args.metrics)
+                if not runs:
+                    print(f"error: no finished seed_*/{args.metrics} under {out}", file=sys.stderr)
+                    return 2
+                groups[str(out) if args.reference and str(out) == args.reference else out.name] = runs
+        named = [(k, summarize(load_metrics(v, args.benchmark, args.metrics))) for k, v in groups.items()]
         print(markdown(named))
+        if args.reference:
+            by_seed = {
+                name: dict(zip([seed_of(r) for r in runs], load_metrics(runs, args.benchmark, args.metrics)))
+                for name, runs in groups.items()
+            }
+            if args.reference not in by_seed:
+                print(f"error: reference {args.reference!r} is none of {sorted(by_seed)}", file=sys.stderr)
+                return 2
+            print()
+            print(paired_markdown(list(by_seed.items()), args.reference))
         return 0
     if args.out is None:
         parser.error("--out is required unless --collect is given")

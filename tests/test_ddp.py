@@ -90,7 +90,9 @@ MGCA_TINY = ["experiment=mgca_toy", "model.dim=16"]
 def test_methods_train_under_two_process_ddp(tmp_path: Path, method: str) -> None:
     """Issue 21: ``trainer=ddp`` keeps ``find_unused_parameters=False``, so every parameter the optimizer
     holds must get a gradient on every step. OVSeg crosses its stage boundary (step 0: proposal head,
-    steps 1-2: mask prompts); MGCA trains its decoder. Both ranks finish 3 steps."""
+    steps 1-2: mask prompts; it failed on its first step before). MGCA needs nothing: its whole decoder is
+    in every step's graph (the zero-initialised output conv makes the first gradients upstream of it 0,
+    but present). Both ranks finish 3 steps."""
     import torch
 
     clip = random_clip_weights(tmp_path / "clip.pt")
@@ -101,6 +103,10 @@ def test_methods_train_under_two_process_ddp(tmp_path: Path, method: str) -> Non
     assert proc.returncode == 0, describe(proc)
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 3
-    if method == "ovseg":  # stage 2 ran (its loss was logged on the two prompt-tuning steps)
+    if method == "ovseg":  # stage 2 ran (its loss was logged on the two prompt-tuning steps) ...
         logged = next(run.rglob("metrics.csv")).read_text()
         assert "train/prompt_loss" in logged.splitlines()[0]
+        # ... and AdamW stepped each group in its own stage only, as in one process: 1 step, then 2
+        opt = ckpt["optimizer_states"][0]
+        steps = {g["stage"]: {int(opt["state"][i]["step"]) for i in g["params"]} for g in opt["param_groups"]}
+        assert steps == {1: {1}, 2: {2}}

@@ -83,7 +83,7 @@ def test_a_trained_model_needs_a_checkpoint(tmp_path: Path) -> None:
 
 
 def test_dense_clip_baseline_needs_no_checkpoint(tmp_path: Path) -> None:
-    with composed("eval", tmp_path, ["model=dense_clip"], base=TINY_DATA + TINY_TRAINER) as cfg:
+    with composed("eval", tmp_path, ["experiment=dense_clip_toy"], base=TINY_DATA + TINY_TRAINER) as cfg:
         results = evaluate(cfg)
     entry = json.loads((tmp_path / "metrics.json").read_text())["toy"]
     assert set(entry) == METRIC_KEYS and entry["num_images"] == 2

@@ -67,3 +67,17 @@ def test_decay_groups_skip_the_frozen_backbone_and_norms() -> None:
     assert no_decay["weight_decay"] == 0.0
     ids = {id(p) for p in no_decay["params"]}
     assert ids == {id(model.proj.bias), id(model.norm.weight), id(model.norm.bias), id(model.queries)}
+
+
+def test_warmup_scales_the_closed_form_linearly_then_leaves_it() -> None:
+    total, warm, base = 40, 8, 1e-3
+    plain = _lr_sequence(lambda o: ClosedFormPolynomialLR(o, total_iters=total, power=0.9), total, base)
+    warmed = _lr_sequence(
+        lambda o: ClosedFormPolynomialLR(o, total_iters=total, power=0.9, warmup_iters=warm), total, base
+    )
+    for step in range(total):
+        factor = (step + 1) / warm if step < warm else 1.0
+        assert warmed[step] == pytest.approx([lr * factor for lr in plain[step]], rel=1e-12)
+    assert warmed[warm:] == plain[warm:]  # bit for bit after the warm-up
+    zero = _lr_sequence(lambda o: ClosedFormPolynomialLR(o, total_iters=total, power=0.9, warmup_iters=0), 5, base)
+    assert zero == plain[:5]  # the default is the plain poly decay

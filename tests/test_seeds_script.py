@@ -71,3 +71,48 @@ def test_collect_reads_another_metrics_file_per_seed(tmp_path: Path, capsys) -> 
     assert capsys.readouterr().out.splitlines()[2] == "| mgca | 2 | 32.0 ± 2.8 |"
     assert seeds.main(["--collect", str(tmp_path / "mgca")]) == 2  # no seed_*/metrics.json there
     assert "no finished seed_*/metrics.json" in capsys.readouterr().err
+
+
+def test_paired_interval_matches_a_hand_computation() -> None:
+    """Differences 2, 4, 6 (n = 3): mean 4, sd 2, t(0.975, 2) = 4.302653: half-width 4.9683."""
+    ref = {0: 50.0, 1: 50.0, 2: 50.0, 7: 99.0}  # seed 7 is not shared: left out
+    setting = {0: 52.0, 1: 54.0, 2: 56.0}
+    d = seeds.paired_difference(setting, ref)
+    half = 4.302653 * 2.0 / 3**0.5
+    assert d["n"] == 3 and d["mean"] == pytest.approx(4.0)
+    assert d["lo"] == pytest.approx(4.0 - half, abs=1e-4) and d["hi"] == pytest.approx(4.0 + half, abs=1e-4)
+    assert d["verdict"] == "no difference"  # the interval [-0.97, 8.97] contains 0
+    tight = seeds.paired_difference({0: 53.0, 1: 54.0, 2: 55.0}, {0: 50.0, 1: 50.0, 2: 50.0})
+    assert tight["verdict"] == "better" and tight["lo"] > 0  # 4 ± 2.48
+    worse = seeds.paired_difference({0: 47.0, 1: 46.0, 2: 45.0}, {0: 50.0, 1: 50.0, 2: 50.0})
+    assert worse["verdict"] == "worse" and worse["hi"] < 0
+    assert seeds.paired_difference({0: 1.0}, {0: 0.0})["verdict"] == "n < 2"
+
+
+def test_pairing_uses_seeds_not_order(tmp_path: Path, capsys) -> None:
+    """The same differences whatever order the runs are listed in; unshared seeds are left out."""
+    for seed, m in [(0, 50.0), (1, 60.0), (2, 55.0)]:
+        write_run(tmp_path / "ref", seed, m, 10.0)
+    for seed, m in [(2, 56.0), (0, 51.0), (1, 61.0), (5, 0.0)]:
+        write_run(tmp_path / "new", seed, m, 10.0)
+    ref = str(tmp_path / "ref")
+    assert seeds.main(["--collect", ref, str(tmp_path / "new"), "--reference", ref]) == 0
+    out = capsys.readouterr().out.split("Paired on seeds")[1]
+    row = next(line for line in out.splitlines() if line.startswith("| new |"))
+    assert "| 3 |" in row and "+1.0 [+1.0, +1.0] better" in row  # every shared seed +1: sd 0
+
+
+def test_multirun_jobs_are_grouped_by_setting_and_paired_by_seed(tmp_path: Path, capsys) -> None:
+    sweep = tmp_path / "sweep"
+    values = {("0", 0): 40.0, ("0", 1): 42.0, ("0.5", 0): 50.0, ("0.5", 1): 55.0}
+    for i, ((p, seed), m) in enumerate(values.items()):
+        job = sweep / str(i)
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n- model.slice_ratio={p}\n")
+        (job / "metrics.json").write_text(json.dumps({"toy": {"mIoU": m, "num_images": 4}}))
+    groups = seeds.multirun_settings(sweep)
+    assert sorted(groups) == ["model.slice_ratio=0", "model.slice_ratio=0.5"]
+    assert seeds.main(["--multirun", str(sweep), "--reference", "model.slice_ratio=0.5"]) == 0
+    out = capsys.readouterr().out.split("Paired on seeds")[1]
+    row = next(line for line in out.splitlines() if line.startswith("| model.slice_ratio=0 |"))
+    assert "-11.5" in row and "| 2 |" in row  # (40-50 + 42-55) / 2

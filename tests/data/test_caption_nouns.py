@@ -44,7 +44,9 @@ REAL_CAPTIONS = [
 
 
 @pytest.mark.parametrize(("caption", "expected"), REAL_CAPTIONS)
-def test_real_captions_give_noun_phrases_without_verbs_or_determiners(caption: str, expected: list[str]) -> None:
+def test_real_captions_give_noun_phrases_without_verbs_or_determiners(
+    caption: str, expected: list[str]
+) -> None:
     assert extract_nouns(caption) == expected
 
 
@@ -52,7 +54,8 @@ def test_singular_of_regular_irregular_and_invariant_plurals() -> None:
     pairs = {"dogs": "dog", "buses": "bus", "benches": "bench", "puppies": "puppy", "knives": "knife",
              "women": "woman", "firemen": "fireman", "skis": "ski", "movies": "movie", "shoes": "shoe",
              "tomatoes": "tomato", "horses": "horse", "glass": "glass", "cross": "cross", "tennis": "tennis",
-             "jeans": "jeans", "sheep": "sheep", "people": "people", "cactus": "cactus", "ring": "ring"}  # fmt: skip
+             "jeans": "jeans", "sheep": "sheep", "people": "people", "cactus": "cactus",
+             "ring": "ring"}  # fmt: skip
     assert {p: singular(p) for p in pairs} == pairs
 
 

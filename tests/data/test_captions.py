@@ -60,9 +60,9 @@ def test_crop_is_albumentations_random_resized_crop_and_flip_with_our_parameters
     image = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
     out = t(image)
     assert out.shape == (3, 16, 16) and out.dtype == torch.float32
-    assert 0.0 <= out.min() and out.max() <= 1.0 and out.max() > 0.5
+    assert out.min() >= 0.0 and out.max() <= 1.0 and out.max() > 0.5
     # a fixed seed repeats the same crops; the per-sample generator of the shard reader too
-    again = RandomResizedCrop(16, seed=0)
+    t, again = RandomResizedCrop(16, seed=0), RandomResizedCrop(16, seed=0)
     assert all(torch.equal(t(image), again(image)) for _ in range(5))
     assert not all(torch.equal(t(image), t(image)) for _ in range(5))
     assert torch.equal(t(image, np.random.default_rng(7)), again(image, np.random.default_rng(7)))

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from mrovseg.constants import REPO_ROOT
-from mrovseg.data.captions import caption_nouns, toy_caption
+from mrovseg.data.captions import extract_nouns, toy_caption
 from mrovseg.model.inference import semantic_inference
 from mrovseg.model.ovseg import (
     MaskPromptCLIP,
@@ -237,11 +237,11 @@ def test_mining_pairs_each_noun_with_the_proposal_clip_prefers():
 
 
 def test_caption_nouns_and_toy_caption_match_pretraining_script():
-    assert caption_nouns("a photo of a red circle, a blue ring and a red circle.") == [
+    assert extract_nouns("a photo of a red circle, a blue ring and a red circle.") == [
         "red circle",
         "blue ring",
     ]
-    assert caption_nouns("an image of the background.") == ["background"]
+    assert extract_nouns("an image of the background.") == ["background"]
     spec = importlib.util.spec_from_file_location("pretrain", REPO_ROOT / "scripts" / "pretrain_toy_clip.py")
     if spec is None or spec.loader is None:
         pytest.skip("scripts/pretrain_toy_clip.py not found")
@@ -251,7 +251,7 @@ def test_caption_nouns_and_toy_caption_match_pretraining_script():
         a = toy_caption(names, np.random.default_rng(seed))
         b = script.caption(names, np.random.default_rng(seed))
         assert a == b
-        assert sorted(caption_nouns(a)) == sorted(names or ["background"])
+        assert sorted(extract_nouns(a)) == sorted(names or ["background"])
 
 
 def test_clip_passes_one_per_region_plus_one_per_window(toy_backbone, text_embeddings, make_model):

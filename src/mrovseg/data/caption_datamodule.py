@@ -2,7 +2,8 @@
 
 * :class:`ToyCaptionDataModule`: the toy world's training scenes with their captions
   (:func:`mrovseg.data.captions.toy_caption` of the objects at least ``min_visible`` visible), nouns by
-  vocabulary matching against the world's class names. By default objects of *novel* classes are
+  the one noun rule of :func:`mrovseg.data.captions.extract_nouns` (on toy captions it gives exactly the
+  class names listed, as matching them would). By default objects of *novel* classes are
   left out of captions (``caption_novel=False``), as they are unlabelled in the mask-supervised
   default experiment, so "novel" means the same thing in both. Validation/test are the toy
   benchmark of :class:`mrovseg.data.toy_datamodule.ToyDataModule` (with labels, for scoring only).
@@ -65,7 +66,6 @@ class ToyCaptionDataset(Dataset):
     ):
         self.world, self.cfg, self.seed, self.length = world, cfg, seed, length
         self.caption_novel, self.min_visible = caption_novel, min_visible
-        self.vocabulary = list(world.class_names)
 
     def __len__(self) -> int:
         return self.length
@@ -85,7 +85,7 @@ class ToyCaptionDataset(Dataset):
         return {
             "image": image,
             "caption": caption,
-            "nouns": extract_nouns(caption, self.vocabulary),
+            "nouns": extract_nouns(caption),
             "name": f"toy_train_{index:05d}",
         }
 
@@ -136,7 +136,7 @@ class CaptionDataModule(L.LightningDataModule):
         scale: area range of the random resized crop.
         image_col: image column of a CSV/TSV.
         caption_col: caption column of a CSV/TSV.
-        vocabulary_file: one phrase per line: nouns are matched against it; None: the noun regex.
+        vocabulary_file: one phrase per line: nouns are matched against it; None: the noun-phrase rule.
         max_nouns: nouns kept per caption.
         batch_size: training batch size.
         num_workers: dataloader workers.

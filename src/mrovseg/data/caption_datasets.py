@@ -19,10 +19,13 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import tarfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import albumentations as A
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -39,9 +42,16 @@ __all__ = ["CaptionFolder", "CaptionShards", "CaptionTable", "RandomResizedCrop"
 
 
 class RandomResizedCrop:
-    """Random crop of ``scale`` of the area (aspect ratio in ``ratio``), resized to ``size²``, random h-flip.
+    """The training crop of caption data (docs/mgca.md §2), with albumentations as the mask pipeline
+    (:mod:`mrovseg.data.transforms`): ``A.RandomResizedCrop`` of ``scale`` of the area with an aspect
+    ratio in ``ratio`` (log-uniform, torchvision's rule), resized to ``size²`` (bilinear; area
+    averaging when shrinking, like PIL's antialiased bilinear), then ``A.HorizontalFlip(p=hflip)``.
 
-    Returns ``(3, size, size)`` float in [0, 1]. ``rng=None`` uses a fresh generator per call.
+    Returns ``(3, size, size)`` float in [0, 1]. Randomness: ``rng`` given (the shard reader's
+    per-worker generator) seeds the call from it, so the output is a function of ``rng``'s state;
+    otherwise the pipeline's own generator, seeded by ``seed``, or, with ``seed=None``, once per
+    DataLoader worker from its torch seed (albumentations' ``Compose`` keeps its own RNG, which forked
+    workers would otherwise share; ``seed_everything`` makes runs repeatable).
     """
 
     def __init__(
@@ -50,21 +60,33 @@ class RandomResizedCrop:
         scale: Sequence[float] = (0.5, 1.0),
         ratio: Sequence[float] = (3 / 4, 4 / 3),
         hflip: float = 0.5,
+        seed: int | None = None,
     ):
         self.size, self.scale, self.ratio, self.hflip = int(size), tuple(scale), tuple(ratio), hflip
+        crop = A.RandomResizedCrop(
+            size=(self.size, self.size),
+            scale=self.scale,
+            ratio=self.ratio,
+            interpolation=cv2.INTER_LINEAR,
+            area_for_downscale="image",
+        )
+        self.pipeline = A.Compose([crop, A.HorizontalFlip(p=hflip)], seed=seed)
+        self._fixed_seed = seed is not None
+        self._seeded_for: tuple[int, int] | None = None
+
+    def _reseed_in_worker(self) -> None:
+        info = get_worker_info()
+        seed = info.seed if info is not None else torch.initial_seed()
+        if (os.getpid(), seed) != self._seeded_for:
+            self.pipeline.set_random_seed(seed % 2**32)
+            self._seeded_for = (os.getpid(), seed)
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
-        rng = rng or np.random.default_rng()
-        h, w = image.shape[:2]
-        area = h * w * rng.uniform(*self.scale)
-        aspect = np.exp(rng.uniform(np.log(self.ratio[0]), np.log(self.ratio[1])))
-        ch = int(min(h, max(1, round(np.sqrt(area / aspect)))))
-        cw = int(min(w, max(1, round(np.sqrt(area * aspect)))))
-        y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-        crop = Image.fromarray(image[y : y + ch, x : x + cw]).resize((self.size, self.size), Image.BILINEAR)
-        arr = np.asarray(crop, np.float32) / 255.0
-        if rng.random() < self.hflip:
-            arr = arr[:, ::-1]
+        if rng is not None:
+            self.pipeline.set_random_seed(int(rng.integers(2**32)))
+        elif not self._fixed_seed:
+            self._reseed_in_worker()
+        arr = self.pipeline(image=image)["image"].astype(np.float32) / 255.0
         return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 

@@ -17,8 +17,9 @@ and high-resolution slices. This module owns that CLIP:
 The trunk is re-implemented here as a loop over open_clip's own blocks and weights (fused
 ``scaled_dot_product_attention``), so that keys and values can be kept; a test checks that it is
 equal to open_clip's ``encode_image``. This is the only module that reaches into open_clip's
-blocks (``ln_1``, ``attn``, ``ls_1``, ``mlp``, ``ln_2``, …); the classifier and the dense-CLIP
-baseline call the methods above.
+blocks (``ln_1``, ``attn``, ``ls_1``, ``mlp``, ``ln_2``, …); the classifier, the dense-CLIP
+baseline and OVSeg's region encoder call the methods above (the latter also on its trainable copy of the
+image tower: ``patch_embed``, ``stem``, ``tower_blocks`` and ``head`` take a ``tower``).
 """
 
 from __future__ import annotations
@@ -189,15 +190,15 @@ class CLIPBackbone(nn.Module):
         """Patch tokens ``(N, L, D)`` → ``ln_pre([CLS]; patches) + pos`` ``(N, 1+L, D)``. The frozen CLIP's
         positional embedding is resized to any grid (:meth:`pos_embed`); another tower's, trainable, is
         used as it is (its native grid only)."""
-        t = self.visual if tower is None else tower
-        cls = t.class_embedding.to(patches.dtype).expand(patches.shape[0], 1, -1)
+        visual = self.visual if tower is None else tower
+        cls = visual.class_embedding.to(patches.dtype).expand(patches.shape[0], 1, -1)
         if tower is None:
             pos = self.pos_embed(grid, patches.device, patches.dtype)
         elif tuple(grid) == self.native_grid:
-            pos = tower.positional_embedding.to(patches.dtype)
+            pos = visual.positional_embedding.to(patches.dtype)
         else:
             raise ValueError(f"A copied tower runs at CLIP's native grid {self.native_grid}, not {grid}.")
-        return t.ln_pre(torch.cat([cls, patches], dim=1) + pos)
+        return visual.ln_pre(torch.cat([cls, patches], dim=1) + pos)
 
     def tower_blocks(self, tower: nn.Module | None = None) -> nn.ModuleList:
         """The residual blocks of an image tower (None: the frozen CLIP's, :attr:`blocks`)."""

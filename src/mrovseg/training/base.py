@@ -226,4 +226,4 @@ class SegmentationModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         ckpt_format.check_compatible(self, checkpoint)
-        ckpt_format.restore_clip_weights(checkpoint["state_dict"], self)
+        ckpt_format.restore_clip_weights_of(checkpoint, self)

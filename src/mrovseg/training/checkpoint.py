@@ -235,12 +235,25 @@ def clip_identity(backbone: Any) -> dict[str, Any]:
 
 def drop_clip_weights(checkpoint: dict[str, Any], module: Any) -> None:
     """Removes the frozen CLIP from a checkpoint being saved and records its identity and build config."""
-    state = checkpoint["state_dict"]
-    for key in [k for k in state if k.startswith(CLIP_PREFIX)]:
-        del state[key]
+    for state in _model_states(checkpoint):
+        for key in [k for k in state if k.startswith(CLIP_PREFIX)]:
+            del state[key]
     checkpoint[CLIP_KEY] = clip_identity(module.model.backbone)
     if getattr(module, "build_config", None) is not None:
         checkpoint[CONFIG_KEY] = module.build_config
+
+
+def _model_states(checkpoint: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
+    """The state dicts of a checkpoint that hold the module's weights: ``state_dict`` and, with an EMA of
+    the weights (Lightning's ``WeightAveraging`` callbacks), ``current_model_state`` (the raw weights;
+    ``state_dict`` then holds their average, the weights evaluated and served)."""
+    return [checkpoint[k] for k in ("state_dict", "current_model_state") if isinstance(checkpoint.get(k), dict)]
+
+
+def restore_clip_weights_of(checkpoint: dict[str, Any], module: Any) -> None:
+    """:func:`restore_clip_weights` into every model state of a checkpoint being loaded (resume)."""
+    for state in _model_states(checkpoint):
+        restore_clip_weights(state, module)
 
 
 def restore_clip_weights(state: dict[str, torch.Tensor], module: Any) -> dict[str, torch.Tensor]:

@@ -45,8 +45,25 @@ class ClosedFormPolynomialLR(torch.optim.lr_scheduler.PolynomialLR):
     ``base_lr · max(0, 1 - min(step, total) / total) ** power`` exactly (``tests/test_optim.py``).
     """
 
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        total_iters: int = 5,
+        power: float = 1.0,
+        warmup_iters: int = 0,
+        last_epoch: int = -1,
+    ) -> None:
+        self.warmup_iters = max(0, int(warmup_iters))
+        super().__init__(optimizer, total_iters=total_iters, power=power, last_epoch=last_epoch)
+
     def get_lr(self) -> list[float]:  # type: ignore[override]
-        return self._get_closed_form_lr()
+        """The closed form, times ``(step + 1) / warmup_iters`` during the first ``warmup_iters`` steps
+        (a linear warm-up; ``warmup_iters=0``, the default, is the plain poly decay)."""
+        lrs = self._get_closed_form_lr()
+        if self.last_epoch < self.warmup_iters:
+            factor = (self.last_epoch + 1) / self.warmup_iters
+            lrs = [lr * factor for lr in lrs]
+        return lrs
 
 
 #: The paper's optimisation (DESIGN.md) for modules built in Python; the configs state the same in

@@ -21,6 +21,10 @@ weight decay, :func:`~mrovseg.training.optim.decay_groups`), the prompts (``prom
 and, with ``region.finetune``, the CLIP copy (``finetune_lr``, ``finetune_weight_decay``);
 ``module.scheduler`` (:func:`~mrovseg.training.optim.two_stage_lr`) schedules each group within its own
 stage and at zero lr outside it: stage 1 poly, stage 2 linear warm-up then cosine.
+
+DDP (``trainer=ddp``, ``find_unused_parameters=False``): every parameter the optimizer holds enters each
+step's loss with weight 0, and the idle stage's (zero) gradients are dropped after the all-reduce, so
+each stage trains under DDP as it does in one process (:meth:`OVSegModule.on_after_backward`).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from mrovseg.constants import IGNORE_INDEX
-from mrovseg.data.captions import caption_nouns
+from mrovseg.data.captions import extract_nouns
 from mrovseg.model.ovseg.mining import match_nouns
 from mrovseg.model.ovseg.ovseg import OVSeg
 from mrovseg.training.base import SegmentationModule
@@ -133,7 +137,7 @@ class OVSegModule(SegmentationModule):
         region_emb = model.region_embeddings(images, binary[idx], idx // n, use_prompts=False)
         nouns, noun_image = [], []
         for i, cap in enumerate(batch["caption"]):
-            for noun in caption_nouns(cap):
+            for noun in extract_nouns(cap):
                 nouns.append(noun)
                 noun_image.append(i)
         if not nouns:
@@ -164,9 +168,46 @@ class OVSegModule(SegmentationModule):
     def forward(self, images: torch.Tensor, class_names: Sequence[str]) -> dict[str, Any]:
         return self.model(images, self.text_embeddings(class_names))
 
+    @property
+    def current_stage(self) -> int:
+        """The stage this step trains: 1 (proposal head) before ``proposal_steps``, then 2 (prompts)."""
+        return 1 if self.global_step < self.hparams.proposal_steps else 2
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
-        if self.global_step < self.hparams.proposal_steps:
-            return set_prediction_step(self, batch)
+        loss = set_prediction_step(self, batch) if self.current_stage == 1 else self.prompt_step(batch)
+        if loss is None and self.trainer.world_size == 1:
+            return None  # no pair in this batch: the step is skipped (under DDP every rank must step)
+        zero = self.every_parameter_term()
+        return zero if loss is None else loss + zero
+
+    # ------------------------------------------------------------------ both stages under DDP
+    def every_parameter_term(self) -> torch.Tensor:
+        """``0 · Σ_p Σ_i p_i`` over every parameter the optimizer holds: added to each step's loss (value
+        and other gradients unchanged, bit for bit), so that every parameter gets a gradient, exactly 0
+        where the step does not reach it (see :meth:`on_after_backward`)."""
+        params = [p for g in self.optimizers().param_groups for p in g["params"]]
+        return 0.0 * torch.stack([p.sum() for p in params]).sum()
+
+    def on_after_backward(self) -> None:
+        """Drops the gradients of the stage not being trained (after DDP's all-reduce).
+
+        Each stage trains its own parameter groups, and DDP (``trainer=ddp``, ``find_unused_parameters=
+        False``) stops when a parameter it wraps gets no gradient: stage 1 never reaches the prompts,
+        stage 2 never the proposal head. Freezing per stage (``requires_grad``) cannot help: DDP fixes
+        the parameters it reduces when it wraps the model, once. So every step's loss carries
+        :meth:`every_parameter_term` and, here, the idle stage's gradients (zeros) are set to None, so
+        AdamW skips those parameters as it does without DDP. A zero gradient would not be harmless: it
+        advances AdamW's step count, and with it the bias correction ``1 − β^t`` of the stage's first
+        real updates (Loshchilov & Hutter, ICLR 2019, Alg. 2). ``find_unused_parameters=True`` would
+        also do, but it is a trainer-wide setting and traverses the graph on every step.
+        """
+        for group in self.optimizers().param_groups:
+            if group["stage"] != self.current_stage:
+                for p in group["params"]:
+                    p.grad = None
+
+    def prompt_step(self, batch: dict[str, Any]) -> torch.Tensor | None:
+        """Stage 2: the contrastive loss of the step's (region, name) pairs; None if it has none."""
         if self.hparams.prompt_source == "gt":
             masks, owner, nouns = self.gt_pairs(batch)
         else:

@@ -30,9 +30,12 @@ from mrovseg.model.mgca.units import semantic_units, unit_scores
 
 log = logging.getLogger(__name__)
 
+#: Options of the adaptive semantic units (docs/mgca.md §4). ``stride`` None: seeds every 2 patches,
+#: i.e. ``2 × upsample`` pixels of the pixel grid (MGCA gives no value, Fig. 1/4 only; ours): 8 for the
+#: real-scale decoder (×4, ViT-B/16 at 448: 14² seeds on a 112² grid), 4 for the toy one (×2, 8² on 32²).
 UNIT_DEFAULTS: dict[str, Any] = {
     "enabled": True,
-    "stride": 4,
+    "stride": None,
     "iters": 5,
     "compactness": 0.1,
     "merge_threshold": 0.9,
@@ -62,8 +65,9 @@ class MGCA(nn.Module):
         upsample: output stride gain of the decoder (pixel grid = patch grid × upsample).
         tap_layers: CLIP layers whose patch tokens feed the decoder (default: the last two).
         view_size: side windows are resized to before CLIP; None keeps the window's size.
-        units: adaptive semantic units at inference: ``enabled`` (False: plain per-pixel), ``stride``,
-            ``iters``, ``compactness``, ``merge_threshold``, ``min_coherence`` (see :mod:`mrovseg.model.mgca.units`).
+        units: adaptive semantic units at inference: ``enabled`` (False: plain per-pixel), ``stride``
+            (None: 2 patches, see :data:`UNIT_DEFAULTS`), ``iters``, ``compactness``, ``merge_threshold``,
+            ``min_coherence`` (see :mod:`mrovseg.model.mgca.units`).
         **ignored: MROVSeg options from experiment configs (ignored).
     """
 
@@ -93,6 +97,8 @@ class MGCA(nn.Module):
         if unknown:
             raise ValueError(f"Unknown units options {sorted(unknown)}; expected {sorted(UNIT_DEFAULTS)}.")
         self.units = {**UNIT_DEFAULTS, **(units or {})}
+        if self.units["stride"] is None:
+            self.units["stride"] = 2 * upsample
         self.view_size = view_size
         self.upsample = upsample
         width, emb = backbone.width, backbone.embed_dim

@@ -37,7 +37,7 @@ def _grid_coords(h: int, w: int, device: torch.device) -> torch.Tensor:
 @torch.no_grad()
 def semantic_units(
     emb: torch.Tensor,
-    stride: int = 4,
+    stride: int,
     iters: int = 5,
     compactness: float = 0.1,
     merge_threshold: float | None = 0.9,
@@ -46,7 +46,8 @@ def semantic_units(
 
     Args:
         emb: ``(E, h, w)`` pixel embeddings (normalised inside).
-        stride: seed spacing in pixels (about ``(h/stride)·(w/stride)`` seeds).
+        stride: seed spacing in pixels (about ``(h/stride)·(w/stride)`` seeds); its default lives in
+            :data:`mrovseg.model.mgca.model.UNIT_DEFAULTS` (2 patches).
         iters: assign/update rounds.
         compactness: weight of the spatial term (0: pure embedding k-means).
         merge_threshold: neighbouring units with mean-embedding cosine ≥ this merge; None: no merging.

@@ -13,7 +13,11 @@ OVSeg (Liang et al., CVPR 2023, arXiv 2210.04150; public code facebookresearch/o
 after the patch embedding (before [CLS] and the positional embedding), and again by ``P[d, i]``
 before block ``d`` for ``d < prompt_depth``. CLIP's weights stay frozen; only ``P`` trains
 (initialised N(0, 0.02); ov-seg ``third_party/CLIP/clip/model.py``). ``finetune=True`` gives the
-paper's other variant: a trainable copy of CLIP's image tower.
+paper's other variant: a trainable copy of CLIP's image tower, which then encodes the regions whole
+(patch embedding, [CLS]/positional embedding, every block, head); CLIP's own tower stays frozen.
+
+The tower is run by :class:`~mrovseg.model.clip_backbone.CLIPBackbone`'s methods (``patch_embed``,
+``stem``, ``block_forward``, ``head``, given the copy as ``tower``); nothing here names open_clip's internals.
 
 Crops are taken with one batched ``grid_sample`` per call (an affine grid per box), so the image is
 never copied per proposal.

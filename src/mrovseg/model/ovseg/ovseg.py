@@ -20,7 +20,6 @@ forward returns stage 1 only (for the set criterion); stage 2 trains from region
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,7 +32,6 @@ from mrovseg.model.inference import semantic_inference
 from mrovseg.model.ovseg.mask_prompt_clip import MaskPromptCLIP
 from mrovseg.model.ovseg.proposal_head import ProposalHead
 
-log = logging.getLogger(__name__)
 _EPS = 1e-30
 
 
@@ -81,7 +79,6 @@ class OVSeg(nn.Module):
         mask_prompts: use the mask prompts at inference (ov-seg ``MASK_PROMPT_FWD``).
         region_batch: regions per CLIP call.
         deep_supervision: return ``aux_outputs`` in training.
-        **ignored: MROVSeg options from experiment configs (ignored).
     """
 
     def __init__(
@@ -97,11 +94,8 @@ class OVSeg(nn.Module):
         mask_prompts: bool = True,
         region_batch: int = 256,
         deep_supervision: bool = True,
-        **ignored: Any,
     ) -> None:
         super().__init__()
-        if ignored:
-            log.info("OVSeg ignores the MROVSeg options %s", sorted(ignored))
         if not 0 <= ensemble_weight <= 1:
             raise ValueError(f"ensemble_weight must be in [0, 1], got {ensemble_weight}.")
         self.backbone = backbone

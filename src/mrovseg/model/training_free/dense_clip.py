@@ -10,13 +10,12 @@ windows, metrics) gives the reference every trained model must beat.
 ``view_size`` resizes each window before CLIP (None: the window at its own resolution, with the
 positional embedding interpolated).
 
-It accepts and ignores MROVSeg's options (``slice_ratio``, ``adapter``, …) so that
-``model=dense_clip`` composes with any experiment.
+It takes only its own options: an experiment that sets another model's (MROVSeg's ``slice_ratio``,
+``adapter``, …) does not compose with it; ``experiment=dense_clip_toy`` is the toy world's.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import torch
@@ -26,8 +25,6 @@ from torch import nn
 
 from mrovseg.model.clip_backbone import CLIPBackbone
 
-log = logging.getLogger(__name__)
-
 
 class DenseCLIP(nn.Module):
     """Per-patch CLIP classifier (no trainable parameters).
@@ -36,15 +33,10 @@ class DenseCLIP(nn.Module):
         backbone: the frozen CLIP.
         view_size: side each window is resized to before CLIP; None keeps the window's size.
         residual: keep the last block's residual and MLP around the value path.
-        **ignored: MROVSeg options from experiment configs (ignored).
     """
 
-    def __init__(
-        self, backbone: CLIPBackbone, view_size: int | None = None, residual: bool = False, **ignored: Any
-    ):
+    def __init__(self, backbone: CLIPBackbone, view_size: int | None = None, residual: bool = False) -> None:
         super().__init__()
-        if ignored:
-            log.info("DenseCLIP ignores the MROVSeg options %s", sorted(ignored))
         self.backbone = backbone
         self.view_size = view_size
         self.residual = residual
