@@ -35,7 +35,9 @@ def test_ema_checkpoint_holds_the_average_without_clip_and_resumes(tmp_path: Pat
     trained = [k for k in raw if k.startswith("model.adapter.") and raw[k].is_floating_point()]
     assert any(not torch.equal(averaged[k], raw[k]) for k in trained)  # the average is not the raw weights
 
-    proc = run_entry_point("mrovseg.train", [*ARGS, "trainer.max_steps=6", f"hydra.run.dir={run}", "ckpt_path=last"])
+    proc = run_entry_point(
+        "mrovseg.train", [*ARGS, "trainer.max_steps=6", f"hydra.run.dir={run}", "ckpt_path=last"]
+    )
     assert proc.returncode == 0, describe(proc)
     resumed = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert resumed["global_step"] == 6

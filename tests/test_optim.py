@@ -79,5 +79,7 @@ def test_warmup_scales_the_closed_form_linearly_then_leaves_it() -> None:
         factor = (step + 1) / warm if step < warm else 1.0
         assert warmed[step] == pytest.approx([lr * factor for lr in plain[step]], rel=1e-12)
     assert warmed[warm:] == plain[warm:]  # bit for bit after the warm-up
-    zero = _lr_sequence(lambda o: ClosedFormPolynomialLR(o, total_iters=total, power=0.9, warmup_iters=0), 5, base)
+    zero = _lr_sequence(
+        lambda o: ClosedFormPolynomialLR(o, total_iters=total, power=0.9, warmup_iters=0), 5, base
+    )
     assert zero == plain[:5]  # the default is the plain poly decay

@@ -143,7 +143,8 @@ def test_checkpoints_of_the_earlier_layout_load_and_predict_the_same_labels(meth
     import torch
 
     from mrovseg.serving.segmenter import Segmenter
-    from mrovseg.training.checkpoint import CONFIG_KEY, MOVED_TARGETS, read_checkpoint
+    from mrovseg.training.checkpoint import CONFIG_KEY, read_checkpoint
+    from mrovseg.training.checkpoint_upgrade import MOVED_TARGETS
 
     path = FIXTURES / f"{method}.ckpt"
     stored = read_checkpoint(path)[CONFIG_KEY]
@@ -158,7 +159,24 @@ def test_moved_targets_resolve() -> None:
     """Every new home in the table exists."""
     from hydra.utils import get_method
 
-    from mrovseg.training.checkpoint import MOVED_TARGETS
+    from mrovseg.training.checkpoint_upgrade import MOVED_TARGETS
 
     for old, new in MOVED_TARGETS.items():
         assert callable(get_method(new)), (old, new)
+
+
+def test_checkpoint_whose_baseline_config_carries_mrovseg_options_still_loads(tmp_path: Path) -> None:
+    """Before the move the baselines swallowed MROVSeg's options (``model=ovseg`` on the toy experiment
+    stored ``slice_ratio``, ``adapter``, ...); now they reject unknown options, and loading drops them."""
+    import torch
+
+    from mrovseg.serving.segmenter import Segmenter
+    from mrovseg.training.checkpoint import CONFIG_KEY
+
+    ckpt = torch.load(FIXTURES / "ovseg.ckpt", map_location="cpu", weights_only=True)
+    ckpt[CONFIG_KEY]["model"].update(slice_ratio=0.5, num_cls_blocks=2, adapter={"dim": 96, "depth": 3})
+    path = tmp_path / "ovseg_with_mrovseg_options.ckpt"
+    torch.save(ckpt, path)
+    expected = np.load(FIXTURES / "expected_labels.npz")
+    result = Segmenter.from_checkpoint(path)(expected["image"], vocabulary="toy")
+    np.testing.assert_array_equal(result.labels, expected["ovseg"])

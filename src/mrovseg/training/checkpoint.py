@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 import mrovseg.config  # noqa: F401  (registers the ${asset:...} resolver)
 from mrovseg.constants import DEFAULT_EVAL_SHORT_SIDE
 from mrovseg.model.clip_backbone import BACKBONE_PREFIX
+from mrovseg.training.checkpoint_upgrade import upgrade_build_config
 
 log = logging.getLogger(__name__)
 
@@ -78,72 +79,6 @@ def stored_short_side(
     cfg = _as_checkpoint(checkpoint).get(CONFIG_KEY) or {}
     inference = cfg.get("inference") or {}
     return inference.get("short_side", default) if "short_side" in inference else default
-
-
-#: Where the classes a checkpoint names by ``_target_`` moved (the package's layout of 0.1 → today's).
-#: The one table of moved targets: a checkpoint written before a move is rewritten on load.
-MOVED_TARGETS = {
-    "mrovseg.lit_module.MROVSegModule": "mrovseg.training.mrovseg.MROVSegModule",
-    "mrovseg.ovseg_module.OVSegModule": "mrovseg.training.ovseg.OVSegModule",
-    "mrovseg.mgca_module.MGCAModule": "mrovseg.training.mgca.MGCAModule",
-    "mrovseg.optim.ClosedFormPolynomialLR": "mrovseg.training.optim.ClosedFormPolynomialLR",
-    "mrovseg.model.mrovseg.MROVSeg": "mrovseg.model.mrovseg.model.MROVSeg",
-    "mrovseg.model.dense_clip.DenseCLIP": "mrovseg.model.training_free.dense_clip.DenseCLIP",
-}
-
-
-def _move_targets(node: Any) -> Any:
-    """``node`` (plain containers) with every ``_target_`` of :data:`MOVED_TARGETS` rewritten, in place."""
-    if isinstance(node, dict):
-        target = node.get("_target_")
-        if isinstance(target, str) and target in MOVED_TARGETS:
-            node["_target_"] = MOVED_TARGETS[target]
-        for value in node.values():
-            _move_targets(value)
-    elif isinstance(node, list):
-        for value in node:
-            _move_targets(value)
-    return node
-
-
-def upgrade_build_config(build_cfg: dict[str, Any]) -> dict[str, Any]:
-    """A build config of an older checkpoint in today's form (a copy; newer configs come back unchanged):
-
-    * ``_target_``s of classes that moved (:data:`MOVED_TARGETS`) point to their new homes;
-    * written before ``model.classifier.cls_key`` existed: MROVSeg gets ``true``, the keys those models
-      were trained with;
-    * written before the optimizer and schedule became ``_partial_`` configs (``module.lr``,
-      ``weight_decay``, ``betas``, ``poly_power``, ``num_log_images``, ``prediction_dir``);
-    * OVSeg written before its schedule became ``module.scheduler``: the two-stage schedule it ran with.
-    """
-    from hydra.utils import get_class
-
-    from mrovseg.model.mrovseg import MROVSeg
-
-    cfg = _move_targets(OmegaConf.to_container(OmegaConf.create(build_cfg), resolve=False))
-    model = cfg.get("model") or {}
-    target = model.get("_target_")
-    if isinstance(target, str) and issubclass(get_class(target), MROVSeg):
-        # Written before Algorithm 1's keys became the default: those models attended to the [CLS] key.
-        classifier = model.setdefault("classifier", {}) or {}
-        classifier.setdefault("cls_key", True)
-        model["classifier"] = classifier
-    module = cfg.get("module") or {}
-    if "optimizer" not in module and {"lr", "weight_decay", "poly_power"} & set(module):
-        optimizer = {"_target_": "torch.optim.AdamW", "_partial_": True}
-        optimizer.update({k: module.pop(k) for k in ("lr", "weight_decay", "betas") if k in module})
-        scheduler = {"_target_": "mrovseg.training.optim.ClosedFormPolynomialLR", "_partial_": True}
-        scheduler["power"] = module.pop("poly_power", 0.9)
-        for key in ("num_log_images", "prediction_dir"):  # now callbacks' settings
-            module.pop(key, None)
-        module.update(optimizer=optimizer, scheduler=scheduler)
-    scheduler = module.get("scheduler") or {}
-    if (
-        module.get("_target_") == "mrovseg.training.ovseg.OVSegModule"
-        and scheduler.get("_target_") == MOVED_TARGETS["mrovseg.optim.ClosedFormPolynomialLR"]
-    ):
-        scheduler["_target_"] = "mrovseg.training.optim.two_stage_lr"
-    return cfg
 
 
 def build_module(build_cfg: DictConfig | dict[str, Any]) -> Any:
@@ -247,7 +182,9 @@ def _model_states(checkpoint: dict[str, Any]) -> list[dict[str, torch.Tensor]]:
     """The state dicts of a checkpoint that hold the module's weights: ``state_dict`` and, with an EMA of
     the weights (Lightning's ``WeightAveraging`` callbacks), ``current_model_state`` (the raw weights;
     ``state_dict`` then holds their average, the weights evaluated and served)."""
-    return [checkpoint[k] for k in ("state_dict", "current_model_state") if isinstance(checkpoint.get(k), dict)]
+    return [
+        checkpoint[k] for k in ("state_dict", "current_model_state") if isinstance(checkpoint.get(k), dict)
+    ]
 
 
 def restore_clip_weights_of(checkpoint: dict[str, Any], module: Any) -> None:

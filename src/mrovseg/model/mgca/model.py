@@ -68,7 +68,6 @@ class MGCA(nn.Module):
         units: adaptive semantic units at inference: ``enabled`` (False: plain per-pixel), ``stride``
             (None: 2 patches, see :data:`UNIT_DEFAULTS`), ``iters``, ``compactness``, ``merge_threshold``,
             ``min_coherence`` (see :mod:`mrovseg.model.mgca.units`).
-        **ignored: MROVSeg options from experiment configs (ignored).
     """
 
     def __init__(
@@ -80,11 +79,8 @@ class MGCA(nn.Module):
         tap_layers: Sequence[int] | None = None,
         view_size: int | None = None,
         units: Mapping[str, Any] | None = None,
-        **ignored: Any,
     ) -> None:
         super().__init__()
-        if ignored:
-            log.info("MGCA ignores the options %s", sorted(ignored))
         self.backbone = backbone
         self.tap_layers = (
             list(tap_layers) if tap_layers is not None else [max(backbone.depth - 1, 1), backbone.depth]
