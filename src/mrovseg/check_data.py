@@ -31,8 +31,12 @@ def run_check(cfg: DictConfig) -> int:
     from mrovseg.data.preview import write_previews
 
     data = cfg.data
-    if not str(data.get("_target_", "")).endswith("CustomDataModule"):
-        raise ValueError(f"check_data checks data=custom datasets, not {data.get('_target_')}")
+    needed = ("root", "train_split", "eval_split")
+    if any(key not in data for key in needed):  # a dataset laid out as data=custom describes it
+        raise ValueError(
+            f"check_data checks datasets laid out as data=custom (a data config with {', '.join(needed)}); "
+            f"data={data.get('_target_')} has no {', '.join(k for k in needed if k not in data)}."
+        )
     splits = list(cfg.splits) if cfg.get("splits") else [data.train_split, data.eval_split]
     batch = int(data.batch_size) if data.drop_last else None
     report = check_dataset(

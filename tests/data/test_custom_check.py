@@ -181,3 +181,13 @@ def test_the_checker_imports_neither_torch_nor_lightning() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_check_data_refuses_a_dataset_it_cannot_check_by_its_config() -> None:
+    """Chosen by the data config's keys, not by its ``_target_``: the toy world has no root/splits."""
+    from mrovseg.check_data import run_check
+    from tests.helpers import compose_with_hydra
+
+    cfg = compose_with_hydra("check_data", ["data=toy"])
+    with pytest.raises(ValueError, match="has no root, train_split, eval_split"):
+        run_check(cfg)
