@@ -166,11 +166,15 @@ def job_overrides(run_dir: Path) -> list[str]:
 
 
 def multirun_settings(sweep_dir: Path, metrics_file: str = "metrics.json") -> dict[str, list[Path]]:
-    """The finished jobs of a Hydra multirun grouped by setting: their overrides less ``seed=``."""
+    """The finished jobs of a Hydra multirun grouped by setting: the overrides that differ between jobs,
+    less ``seed=`` (overrides every job shares are left out of the names)."""
+    jobs = sorted(p.parent for p in sweep_dir.rglob(metrics_file))
+    overrides = {job: [o for o in job_overrides(job) if not o.startswith("seed=")] for job in jobs}
+    shared = set.intersection(*(set(o) for o in overrides.values())) if jobs else set()
     groups: dict[str, list[Path]] = {}
-    for job in sorted(p.parent for p in sweep_dir.rglob(metrics_file)):
-        overrides = [o for o in job_overrides(job) if not o.startswith("seed=")]
-        groups.setdefault(" ".join(overrides) or "(no override)", []).append(job)
+    for job in jobs:
+        name = " ".join(o for o in overrides[job] if o not in shared)
+        groups.setdefault(name or "(no override)", []).append(job)
     return groups
 
 

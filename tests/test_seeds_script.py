@@ -108,7 +108,9 @@ def test_multirun_jobs_are_grouped_by_setting_and_paired_by_seed(tmp_path: Path,
     for i, ((p, seed), m) in enumerate(values.items()):
         job = sweep / str(i)
         (job / ".hydra").mkdir(parents=True)
-        (job / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n- model.slice_ratio={p}\n")
+        (job / ".hydra" / "overrides.yaml").write_text(
+            f"- seed={seed}\n- model.slice_ratio={p}\n- trainer.max_steps=9\n"
+        )
         (job / "metrics.json").write_text(json.dumps({"toy": {"mIoU": m, "num_images": 4}}))
     groups = seeds.multirun_settings(sweep)
     assert sorted(groups) == ["model.slice_ratio=0", "model.slice_ratio=0.5"]
