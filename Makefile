@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo train test test-slow test-all lint format bench bench-loader gpu-report profile-step pretrain-toy-clip clean
+.PHONY: install demo train test test-slow test-all lint format bench bench-loader bench-precision gpu-report profile-step pretrain-toy-clip clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ format: $(STAMP)
 
 bench: $(STAMP)             ## params / GFLOPs / latency of ViT-B/16 and ViT-L/14 (random weights)
 	$(PY) scripts/benchmark.py $(ARGS)
+
+bench-precision: $(STAMP)   ## CPU ViT-B/16 640² forward in fp32 / bf16 / int8 and the matmul floor -> outputs/bench_precision.json
+	$(PY) scripts/bench_cpu_precision.py --json outputs/bench_precision.json $(ARGS)
 
 gpu-report: $(STAMP)        ## the one-command GPU report (< 8 min on one GPU): outputs/gpu_report/gpu_report.{json,md}
 	$(PY) scripts/gpu_report.py $(ARGS)

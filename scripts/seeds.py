@@ -10,7 +10,9 @@
         # + paired differences to the reference: mean, 95 % t interval over the shared seeds, verdict
     python -m mrovseg.train -m seed=0,1,2,3,4 model.slice_ratio=0,0.5 hydra.sweep.dir=outputs/sweeps/p
     python scripts/seeds.py --multirun outputs/sweeps/p --reference model.slice_ratio=0.5
-        # a Hydra multirun (settings × seeds) as the same table: jobs grouped by their overrides less seed=
+        # a Hydra multirun (settings × seeds) as the same table: jobs grouped by their overrides less seed=;
+        # also a sweep run through hydra/launcher=slurm|local (submitit): jobs still without metrics.json are
+        # listed on stderr with their log folder <sweep dir>/.submitit/<job id>
 
 Each seed runs ``python -m mrovseg.<entry> <overrides> seed=S`` (and ``data.seed=S`` with
 ``--vary-data``) in its own run directory ``<out>/seed_<S>``; a seed whose ``metrics.json`` exists is
@@ -178,6 +180,24 @@ def multirun_settings(sweep_dir: Path, metrics_file: str = "metrics.json") -> di
     return groups
 
 
+def unfinished_jobs(sweep_dir: Path, metrics_file: str = "metrics.json") -> dict[Path, Path | None]:
+    """The jobs of a multirun without ``metrics_file`` (running, waiting in a queue or failed), each with
+    its submitit log folder (``<sweep dir>/.submitit/<job id>``, from ``.hydra/hydra.yaml``) when the sweep
+    ran through ``hydra/launcher=slurm|local``, else None."""
+    import yaml
+
+    out: dict[Path, Path | None] = {}
+    for overrides in sorted(sweep_dir.rglob(".hydra/overrides.yaml")):
+        job = overrides.parent.parent
+        if (job / metrics_file).is_file():
+            continue
+        hydra_yaml = job / ".hydra" / "hydra.yaml"
+        job_id = (yaml.safe_load(hydra_yaml.read_text()) or {}).get("hydra", {}).get("job", {}).get("id")
+        logs = sweep_dir / ".submitit" / str(job_id) if hydra_yaml.is_file() and job_id else None
+        out[job] = logs if logs is not None and logs.is_dir() else None
+    return out
+
+
 def finished_runs(out: Path, metrics_file: str = "metrics.json") -> list[Path]:
     """The ``seed_*`` directories under ``out`` that hold ``metrics_file``."""
     return sorted(p for p in out.glob("seed_*") if (p / metrics_file).is_file())
@@ -209,6 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.collect or args.multirun:
         if args.multirun:
             groups = multirun_settings(args.multirun, args.metrics)
+            unfinished = unfinished_jobs(args.multirun, args.metrics)
+            if unfinished:  # e.g. a cluster sweep still running: the table has the finished jobs only
+                print(
+                    f"note: {len(unfinished)} job(s) without {args.metrics} (running, queued or failed):",
+                    file=sys.stderr,
+                )
+                for job, logs in unfinished.items():
+                    print(f"  {job}" + (f"  (submitit logs: {logs})" if logs else ""), file=sys.stderr)
             if not groups:
                 print(f"error: no finished job with {args.metrics} under {args.multirun}", file=sys.stderr)
                 return 2

@@ -8,7 +8,9 @@ PNG per input (uint16 when K > 255) under ``predictions/<benchmark>/<image stem>
 The model is rebuilt from the config stored in the checkpoint, plus any ``clip.``/``model.``/
 ``module.`` overrides on the command line (experiment settings that differ are reported); weights
 that do not fit are listed by key. A model with nothing to train (``model=dense_clip``) needs no
-checkpoint.
+checkpoint. ``precision=auto|fp32|bf16`` runs the model (vision and text) in that precision
+(:mod:`mrovseg.serving.precision`: bf16 sets ``trainer.precision=bf16-mixed`` and converts the frozen
+CLIP's weights); the default ``null`` keeps the trainer config's precision.
 """
 
 from __future__ import annotations
@@ -52,8 +54,25 @@ def command_line_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+def apply_precision(cfg: DictConfig, model: Any) -> str | None:
+    """Applies ``cfg.precision`` (None: the trainer's own) to the trainer config and the model; returns
+    the precision used (``fp32``/``bf16``) or None."""
+    from mrovseg.serving.precision import accelerator_device, prepare_model, resolve_precision
+
+    if cfg.get("precision") is None:
+        return None
+    device = accelerator_device(str(cfg.trainer.get("accelerator", "cpu")))
+    chosen = resolve_precision(cfg.precision, device, model=model)
+    with open_dict(cfg):
+        cfg.trainer.precision = "bf16-mixed" if chosen == "bf16" else "32-true"
+    prepare_model(model, chosen)
+    log.info("Evaluating at precision %s (trainer.precision=%s)", chosen, cfg.trainer.precision)
+    return chosen
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Runs the test loop over every configured benchmark and writes metrics.json."""
+    from mrovseg.config_checks import check_config
     from mrovseg.training.callbacks.prediction_writer import PredictionWriter
     from mrovseg.training.checkpoint import (
         build_config_of,
@@ -63,6 +82,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     )
     from mrovseg.training.trainer import make_trainer, write_metrics
 
+    check_config(cfg)  # types and output folders, one line each, before the model is loaded
     L.seed_everything(cfg.seed, workers=True)
     select_benchmarks(cfg)
     out_dir = Path(cfg.paths.output_dir)
@@ -75,6 +95,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             raise ValueError(
                 "ckpt_path is required: this model has trained parameters. Pass ckpt_path=<checkpoint from mrovseg.train>."
             )
+    apply_precision(cfg, module.model)
     writers = [PredictionWriter(out_dir / "predictions")] if cfg.eval.save_predictions else []
     datamodule = hydra.utils.instantiate(cfg.data)
     trainer = make_trainer(cfg, extra_callbacks=writers)

@@ -13,14 +13,22 @@ For every input image ``<stem>`` it writes, into ``output_dir`` (default: the Hy
 * ``<stem>.json`` — ``vocabulary``; ``pixel_counts`` (one count per vocabulary entry, zeros included,
   in vocabulary order); ``class_scores`` (each class's mean score over the working-resolution image,
   :attr:`SegmentationResult.class_scores`); ``legend`` (the present classes as drawn: index, name, pixels, share, colour);
-  ``image_size`` / ``working_size`` (``[height, width]``); ``timing`` in seconds; and the settings.
+  ``image_size`` / ``working_size`` (``[height, width]``); ``timing`` in seconds; and the settings
+  (``precision``: the one used, ``fp32`` or ``bf16``; ``precision_setting``: as given, e.g. ``auto``).
 
 Each file is written to a temporary name and renamed, so an interrupted run never leaves a half-written
 file and never damages what an earlier image (or run) wrote; the JSON is written last. An input that
 cannot be read is reported by name and the run continues; the run ends with a one-line summary and
-exits with status 1 if any input failed. An empty vocabulary, a missing checkpoint or a checkpoint
-whose CLIP differs from a requested ``clip=...`` group stop the run before any image is processed.
+exits with status 1 if any input failed. An image above ``max_pixels`` (40 MP) is segmented downscaled (a
+log line says so; labels and JSON keep its size, the overlay is drawn at the downscaled size) or, with
+``on_large=refuse``, reported as failed before it is decoded. An empty vocabulary, a missing checkpoint
+or a checkpoint whose CLIP differs from a requested ``clip=...`` group stop the run before any image is processed.
 Inference is :class:`mrovseg.serving.segmenter.Segmenter`'s, so the Python API gives the same labels.
+
+Without a checkpoint, ``model=<name>`` segments with a training-free model (``naclip``, ``sclip``,
+``clearclip``, ``dense_clip``: CLIP alone) under its experiment's protocol, ``<name>_vitb16``
+(``<name>_toy`` with ``clip=toy``; :mod:`mrovseg.serving.from_config`), exactly as
+``python -m mrovseg.eval experiment=<name>_vitb16`` runs it; ``model.<switch>=...`` overrides apply.
 """
 
 from __future__ import annotations
@@ -72,11 +80,18 @@ def predict(cfg: DictConfig) -> PredictSummary:
     Raises:
         ValueError, FileNotFoundError: Bad settings (checked before any image is processed).
     """
+    from mrovseg.config_checks import check_config
     from mrovseg.data.vocabularies import resolve_vocabulary
+    from mrovseg.serving.from_config import training_free_source
+    from mrovseg.serving.pixel_limit import DEFAULT_MAX_PIXELS, check_limit
     from mrovseg.serving.segmenter import Segmenter, resolve_device
 
-    if not cfg.get("ckpt_path"):
-        raise ValueError("ckpt_path is required: pass ckpt_path=<checkpoint written by mrovseg.train>.")
+    check_config(cfg)  # e.g. output_dir= an existing file: one line, before the model is loaded
+    if not cfg.get("ckpt_path") and not cfg.get("model"):
+        raise ValueError(
+            "ckpt_path is required: pass ckpt_path=<checkpoint written by mrovseg.train>, or model=<name> for a "
+            "training-free model that needs none (model=naclip | sclip | clearclip | dense_clip)."
+        )
     if cfg.get("vocabulary") is None:
         raise ValueError('vocabulary is required: e.g. vocabulary=[cat,"sofa, couch"] or vocabulary=ade150.')
     vocab = cfg.vocabulary
@@ -92,27 +107,41 @@ def predict(cfg: DictConfig) -> PredictSummary:
     alpha = float(cfg.get("alpha", 0.5))
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}.")
+    max_pixels, on_large = check_limit(
+        cfg.get("max_pixels", DEFAULT_MAX_PIXELS), cfg.get("on_large", "downscale")
+    )
 
-    segmenter = Segmenter.from_checkpoint(
-        cfg.ckpt_path,
+    training_free = training_free_source(cfg)  # model=<name> and no checkpoint: (experiment, options)
+    load = Segmenter.from_config if training_free else Segmenter.from_checkpoint
+    source, options = training_free or (cfg.ckpt_path, {})
+    segmenter = load(
+        source,
         device=device,
         short_side=cfg.get("short_side"),
         clip_overrides=clip_overrides_of(cfg),
         window_batch=cfg.get("window_batch"),
+        precision=cfg.get("precision", "auto"),
+        max_pixels=max_pixels,
+        on_large=on_large,
+        **options,
     )
     t0 = time.perf_counter()
     segmenter.text_embeddings(vocabulary)
     log.info(
-        "Vocabulary of %d classes encoded in %.2f s; segmenting %d image(s) on %s into %s",
+        "Vocabulary of %d classes encoded in %.2f s; segmenting %d image(s) on %s (precision %s) into %s",
         len(vocabulary),
         time.perf_counter() - t0,
         len(paths),
         device,
+        segmenter.precision,
         out_dir,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = PredictSummary(output_dir=out_dir)
     extra = {"checkpoint": str(cfg.ckpt_path), "short_side": segmenter.short_side, "device": str(device)}
+    extra.update(precision=segmenter.precision, precision_setting=str(cfg.get("precision", "auto")))
+    if not cfg.get("ckpt_path"):  # a training-free model: the experiment it ran with
+        extra.update(checkpoint=None, experiment=source)
     start = time.perf_counter()
     for path, stem in _progress(
         list(zip(paths, output_stems(paths))), enabled=bool(cfg.get("progress", True))

@@ -37,8 +37,12 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Runs training (and the final evaluation) for a composed config; returns the results."""
+    from mrovseg.config_checks import check_config
+    from mrovseg.training.preflight import prepare_run_directory
     from mrovseg.training.trainer import make_trainer, write_metrics
 
+    check_config(cfg)  # types and output folders, one line each, before anything is built
+    prepare_run_directory(cfg)  # an earlier run's checkpoints: resume, overwrite=true or refuse
     L.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg)
     if cfg.trainer.get("compile"):  # mrovseg.training.speed: the trainable parts, in place

@@ -6,10 +6,19 @@ converted; the EXIF orientation of photographs is applied unless asked not to. `
 the label map as stored (``uint8`` PNG, palette indices of a ``P`` PNG, ``uint16`` PNG or TIFF).
 Both raise :class:`ImageReadError`, naming the file, when it is missing or not a readable image.
 ``save_label_png`` writes predicted label maps (evaluation and prediction use it).
+
+Large images: :func:`image_size` reads the size from the file's header without decoding, and
+``load_image(path, max_pixels=n)`` decodes a larger image to at most ``n`` pixels (a JPEG at 1/2, 1/4 or
+1/8 scale when that still covers the size, so it is never held whole). Pillow's bomb check stays in force:
+an image of more than ``2 × PIL.Image.MAX_IMAGE_PIXELS`` (179 MP by default) is refused with an
+:class:`ImageReadError`; with ``max_pixels`` given, Pillow's warning above ``MAX_IMAGE_PIXELS`` is not
+shown (the caller bounds the size).
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +28,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 __all__ = [
     "ImageReadError",
     "array_to_uint8_rgb",
+    "image_size",
     "load_image",
     "load_label",
     "save_label_png",
@@ -27,19 +37,68 @@ __all__ = [
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _GRAY_HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+#: EXIF orientation → the transpose that shows the image upright (as ``ImageOps.exif_transpose``).
+_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_TURNS = (
+    Image.Transpose.TRANSPOSE,
+    Image.Transpose.ROTATE_270,
+    Image.Transpose.TRANSVERSE,
+    Image.Transpose.ROTATE_90,
+)
 
 
 class ImageReadError(ValueError):
     """A file is missing, unreadable or not an image; the message names the file."""
 
 
-def load_image(path: str | Path, exif_transpose: bool = True) -> np.ndarray:
+def _open(path: Path, quiet: bool) -> Image.Image:
+    """``Image.open`` with Pillow's decompression-bomb error as an :class:`ImageReadError`."""
+    try:
+        with warnings.catch_warnings():
+            if quiet:
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except Image.DecompressionBombError as err:
+        raise ImageReadError(
+            f"refused image {path}: {err} (Pillow's limit, 2 × PIL.Image.MAX_IMAGE_PIXELS; downscale the file "
+            "first, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust it)"
+        ) from None
+
+
+def image_size(path: str | Path, exif_transpose: bool = True) -> tuple[int, int]:
+    """``(H, W)`` of an image file as :func:`load_image` returns it, from the header (nothing decoded).
+
+    Raises:
+        ImageReadError: As :func:`load_image`.
+    """
+    path = Path(path)
+    try:
+        with _open(path, quiet=True) as img:
+            w, h = img.size
+            turned = exif_transpose and _orientation(img) in _TURNS
+            return (w, h) if turned else (h, w)
+    except FileNotFoundError as err:
+        raise ImageReadError(f"image file not found: {path}") from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as err:
+        raise ImageReadError(f"cannot read image {path}: {type(err).__name__}: {err}") from err
+
+
+def load_image(path: str | Path, exif_transpose: bool = True, max_pixels: int | None = None) -> np.ndarray:
     """Reads an image file as RGB.
 
     Args:
         path: Image file (any format Pillow reads: JPEG, PNG, TIFF, BMP, WebP, GIF, ...).
         exif_transpose: Apply the EXIF orientation tag (what a photo viewer shows). Datasets pass
             ``False``: their label maps are drawn on the stored pixel grid, not the rotated one.
+        max_pixels: A larger image is decoded downscaled (aspect kept) to at most this many pixels.
 
     Returns:
         ``uint8`` array ``(H, W, 3)``, RGB, C-contiguous.
@@ -49,7 +108,9 @@ def load_image(path: str | Path, exif_transpose: bool = True) -> np.ndarray:
     """
     path = Path(path)
     try:
-        with Image.open(path) as img:
+        with _open(path, quiet=max_pixels is not None) as img:
+            if max_pixels is not None and img.width * img.height > max_pixels:
+                return _load_downscaled(img, int(max_pixels), exif_transpose)
             if exif_transpose:
                 img = ImageOps.exif_transpose(img)
             return to_uint8_rgb(img)
@@ -57,6 +118,25 @@ def load_image(path: str | Path, exif_transpose: bool = True) -> np.ndarray:
         raise ImageReadError(f"image file not found: {path}") from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageReadError(f"cannot read image {path}: {type(err).__name__}: {err}") from err
+
+
+def _orientation(img: Image.Image) -> Image.Transpose | None:
+    """The transpose that shows an opened image upright, from the EXIF in its header (nothing decoded: the
+    EXIF of a PNG whose eXIf chunk follows the pixels is not read)."""
+    if img.format == "PNG" and "exif" not in img.info:
+        return None
+    return _ORIENTATION.get(img.getexif().get(0x0112))
+
+
+def _load_downscaled(img: Image.Image, max_pixels: int, exif_transpose: bool) -> np.ndarray:
+    """``img`` (opened, not decoded) as RGB of at most ``max_pixels`` pixels."""
+    method = _orientation(img) if exif_transpose else None
+    scale = math.sqrt(max_pixels / (img.width * img.height))
+    size = (max(1, int(img.width * scale)), max(1, int(img.height * scale)))
+    img.draft("RGB", size)  # JPEG: decode at 1/2, 1/4 or 1/8 scale when that still covers ``size``
+    rgb = img if img.mode == "RGB" else Image.fromarray(to_uint8_rgb(img))
+    small = rgb.resize(size, Image.Resampling.BILINEAR)
+    return to_uint8_rgb(small.transpose(method) if method is not None else small)
 
 
 def to_uint8_rgb(img: Image.Image) -> np.ndarray:

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mrovseg.constants import IGNORE_INDEX
 from mrovseg.data.benchmarks import BenchmarkInfo
-from mrovseg.data.sampling import eval_sampler, trainer_replicas
+from mrovseg.data.sampling import eval_sampler, train_loader, trainer_replicas
 from mrovseg.data.synthetic import SceneConfig, ToyWorld, render_scene, scene_rng, to_sample
 from mrovseg.data.transforms import resize_short_side
 
@@ -168,15 +168,11 @@ class ToyDataModule(L.LightningDataModule):
         )
 
     def _loader(self, dataset: ToyDataset, batch_size: int, train: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=train,
-            sampler=None if train else eval_sampler(dataset, *trainer_replicas(self.trainer), name="toy"),
-            drop_last=train,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        workers = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
+        if train:  # shuffled as shuffle=True does; a resumed run continues the epoch (data/sampling.py)
+            return train_loader(self, dataset, batch_size, drop_last=True, **workers)
+        sampler = eval_sampler(dataset, *trainer_replicas(self.trainer), name="toy")
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset(), self.batch_size, train=True)

@@ -13,10 +13,12 @@ Gradio shows it on the page and keeps serving.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from mrovseg.demo.session import (
@@ -25,6 +27,7 @@ from mrovseg.demo.session import (
     DemoSession,
     benchmark_names,
     reblend,
+    without_paths,
 )
 
 log = logging.getLogger(__name__)
@@ -46,7 +49,11 @@ def import_gradio() -> Any:
 
 
 def build_app(
-    session: DemoSession, examples: Sequence[str], vocabulary: str = "toy", alpha: float = 0.5
+    session: DemoSession,
+    examples: Sequence[str],
+    vocabulary: str = "toy",
+    alpha: float = 0.5,
+    cache_minutes: float | None = None,
 ) -> Any:
     """The ``gr.Blocks`` page around a :class:`DemoSession`.
 
@@ -55,6 +62,8 @@ def build_app(
         examples: Image files offered as examples.
         vocabulary: A benchmark vocabulary name whose names fill the vocabulary box at start.
         alpha: Initial opacity of the class colours.
+        cache_minutes: Gradio deletes the files it keeps for the page (shown overlays, downloads) once
+            they are this old, checking as often; None: never. Uploads go as soon as they are used.
     """
     gr = import_gradio()
 
@@ -65,9 +74,10 @@ def build_app(
             raise gr.Error(str(err), print_exception=False) from err
         except Exception as err:  # anything else: a sentence on the page, the trace in the server log
             log.exception("segmentation failed")
-            raise gr.Error(
-                f"Segmentation failed ({type(err).__name__}: {err}).", print_exception=False
-            ) from err
+            reason = without_paths(f"{type(err).__name__}: {err}")
+            raise gr.Error(f"Segmentation failed ({reason}).", print_exception=False) from err
+        finally:
+            discard_upload(image_in, image)
         for notice in out.notices:
             gr.Warning(notice)
         h, w = out.result.image_size
@@ -100,7 +110,12 @@ def build_app(
         except ValueError as err:
             raise gr.Error(str(err), print_exception=False) from err
 
-    with gr.Blocks(analytics_enabled=False, title="mrovseg — open-vocabulary segmentation") as app:
+    seconds = None if cache_minutes is None else max(1, round(60 * float(cache_minutes)))
+    with gr.Blocks(
+        analytics_enabled=False,
+        title="mrovseg — open-vocabulary segmentation",
+        delete_cache=None if seconds is None else (seconds, seconds),
+    ) as app:
         gr.Markdown(
             "## mrovseg — segment any image with your own words\n"
             "Upload an image or pick an example, type one class per line (synonyms after commas, "
@@ -158,7 +173,8 @@ def build_app(
 
 
 def _words_for_unreadable_files(gr: Any, image: Any) -> None:
-    """Makes the image input's decoding failure (a file that is not an image) a sentence on the page.
+    """Makes the image input's decoding failure (a file that is not an image) a sentence on the page,
+    without the server's paths, and deletes the upload then (or when Gradio converted it to a copy).
 
     ``gr.Image`` opens uploads with Pillow before any event function runs; its error would otherwise
     reach the page as a bare "Error".
@@ -166,17 +182,42 @@ def _words_for_unreadable_files(gr: Any, image: Any) -> None:
     inner = image.preprocess
 
     def preprocess(payload: Any) -> Any:
+        uploaded = getattr(payload, "path", None)
         try:
-            return inner(payload)
+            value = inner(payload)
         except gr.Error:
+            discard_upload(image, uploaded)
             raise
         except Exception as err:
-            name = getattr(payload, "orig_name", None) or "The uploaded file"
+            discard_upload(image, uploaded)
+            name = Path(getattr(payload, "orig_name", None) or "").name or "The uploaded file"
+            reason = without_paths(str(err))
             raise gr.Error(
-                f"{name} is not an image this demo can read ({err}).", print_exception=False
+                f"{name} is not an image this demo can read ({reason}).", print_exception=False
             ) from err
+        if uploaded and value != uploaded:  # Gradio converted it (e.g. RGBA → RGB): its copy is used
+            discard_upload(image, uploaded)
+        return value
 
     image.preprocess = preprocess
+
+
+def discard_upload(component: Any, path: str | None) -> None:
+    """Deletes a file Gradio keeps for one request (an upload, or its converted copy) once it is used,
+    with its folder when that is left empty. Only files inside Gradio's cache folder, and never one the
+    page keeps there (an example's, a default value's: ``keep_in_cache``)."""
+    if not path:
+        return
+    try:
+        file = Path(path).resolve()
+        kept = {Path(p).resolve() for p in getattr(component, "keep_in_cache", ())}
+        if file in kept or not file.is_relative_to(Path(component.GRADIO_CACHE).resolve()):
+            return
+        file.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            file.parent.rmdir()  # Gradio's one-upload folder; kept if anything else is in it
+    except OSError as err:
+        log.warning("could not delete the upload %s: %s", path, err)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -187,14 +228,23 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def launch_app(
-    app: Any, host: str = "127.0.0.1", port: int | None = 7860, share: bool = False, block: bool = True
+    app: Any,
+    host: str = "127.0.0.1",
+    port: int | None = 7860,
+    share: bool = False,
+    block: bool = True,
+    max_file_size: str | int | None = None,
 ):
-    """Serves the page; ``block=False`` returns at once (tests). Returns ``(app, local_url, share_url)``."""
+    """Serves the page; ``block=False`` returns at once (tests). Returns ``(app, local_url, share_url)``.
+
+    ``max_file_size``: the largest upload (bytes, or ``"20mb"``); Gradio refuses larger ones with a message.
+    """
     gr = import_gradio()
     return app.launch(
         server_name=host,
         server_port=int(port) if port else None,
         share=share,
+        max_file_size=max_file_size,
         prevent_thread_lock=not block,
         show_error=False,
         quiet=not block,

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ import numpy as np
 
 # --- what the demo shares with predict (one place, so a move of these names is one edit here) ---
 from mrovseg.data.vocabularies import VOCABULARIES, parse_vocabulary_text, resolve_vocabulary
+from mrovseg.model.class_names import split_synonyms
 from mrovseg.serving.outputs import write_outputs
 from mrovseg.serving.overlay import palette, render_overlay
 from mrovseg.serving.segmenter import SegmentationResult, Segmenter, to_rgb
@@ -27,6 +30,16 @@ BENCHMARK_VOCABULARIES = ("toy", *VOCABULARIES)
 
 class DemoInputError(ValueError):
     """Input the page reports in words (empty vocabulary, too many classes, not an image)."""
+
+
+#: An absolute file path (POSIX or Windows) in a message: its folders, then the file name.
+_PATH = re.compile(r"(?:[A-Za-z]:)?[\\/](?:[^\s'\"\\/:]+[\\/])+([^\s'\"\\/:]*)")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with every absolute path cut to its file name: messages shown on the page never name
+    the server's folders (Gradio's upload folder, the output folder)."""
+    return _PATH.sub(lambda m: m.group(1) or "", text)
 
 
 # ---------------------------------------------------------------------------------------- inputs
@@ -51,6 +64,54 @@ def parse_vocabulary(text: str, max_classes: int) -> list[str]:
         raise DemoInputError(str(err)) from err
 
 
+def vocabulary_warnings(
+    names: Sequence[str], tokenizer: Callable[..., Any], templates: Sequence[str], shown: int = 5
+) -> list[str]:
+    """Warnings about a vocabulary the model accepts but may not read as meant.
+
+    * A synonym whose prompt (with the longest template) has more tokens than the tokenizer's context
+      length (77 for CLIP): the tokenizer cuts the prompt there, so CLIP never reads the rest.
+    * Entries equal up to case, spacing and synonym order (``Cat`` and ``cat``): CLIP's tokenizer
+      lower-cases text, so they get the same embedding and tie.
+
+    Args:
+        names: The vocabulary (entries with comma-separated synonyms).
+        tokenizer: The backbone's (``open_clip``'s: ``tokenizer(texts, context_length=n)`` → ``(P, n)``
+            tokens, padding 0, with a ``context_length``).
+        templates: The prompt templates (``"a photo of a {}."``).
+        shown: At most this many names are listed in one warning.
+    """
+    out = []
+    limit = int(getattr(tokenizer, "context_length", 77))
+    synonyms = sorted({syn for name in names for syn in split_synonyms(name)})
+    if synonyms and templates:
+
+        def lengths(texts: list[str]) -> list[int]:  # tokens up to limit + 1: more than limit = cut
+            return [int(n) for n in (tokenizer(texts, context_length=limit + 1) != 0).sum(dim=-1)]
+
+        template_lengths = lengths([t.replace("{}", "") for t in templates])
+        longest = templates[template_lengths.index(max(template_lengths))]
+        cut = [syn for syn, n in zip(synonyms, lengths([longest.format(s) for s in synonyms])) if n > limit]
+        if cut:
+            listed = ", ".join(repr(c[:60] + ("…" if len(c) > 60 else "")) for c in cut[:shown])
+            more = f" and {len(cut) - shown} more" if len(cut) > shown else ""
+            out.append(
+                f"{len(cut)} class name(s) are longer than CLIP reads ({limit} tokens with the prompt "
+                f"{longest!r}); the end of each is cut off: {listed}{more}. Shorten them."
+            )
+    first: dict[frozenset[str], str] = {}
+    for name in names:
+        key = frozenset(" ".join(syn.split()).casefold() for syn in split_synonyms(name))
+        if key in first:
+            out.append(
+                f"{first[key]!r} and {name!r} are the same class up to case (CLIP lower-cases text): "
+                "they get the same embedding and tie. Keep one of them."
+            )
+        else:
+            first[key] = name
+    return out
+
+
 def benchmark_names(name: str) -> str:
     """A benchmark vocabulary as the box shows it: one class per line."""
     return "\n".join(resolve_vocabulary(name))
@@ -72,7 +133,8 @@ def load_image(path: str | os.PathLike, max_side: int) -> tuple[str | np.ndarray
     try:
         rgb = to_rgb(path)
     except (OSError, ValueError, Image.DecompressionBombError) as err:
-        raise DemoInputError(f"{Path(path).name} is not an image this demo can read ({err}).") from err
+        reason = without_paths(str(err))
+        raise DemoInputError(f"{Path(path).name} is not an image this demo can read ({reason}).") from err
     h, w = rgb.shape[:2]
     if max(h, w) <= max_side:
         return str(path), ""
@@ -174,6 +236,8 @@ class DemoSession:
         if not image_path:
             raise DemoInputError("No image: upload one or pick an example first.")
         names = parse_vocabulary(vocabulary_text, self.max_classes)
+        backbone = self.segmenter.model.backbone
+        warnings = vocabulary_warnings(names, backbone.tokenizer, self.segmenter.templates)
         image, notice = load_image(image_path, self.max_side)
         result = self.segmenter.segment(image, names, return_scores=False)
         self.count += 1
@@ -183,7 +247,7 @@ class DemoSession:
         payload = write_outputs(result, out_dir, stem, float(alpha), extra)
         files = [str(out_dir / payload["labels_png"]), str(out_dir / f"{stem}.json")]
         overlay = np.asarray(_read_rgb(out_dir / payload["overlay_png"]))
-        return DemoOutput(result, overlay, files, payload, [notice] if notice else [])
+        return DemoOutput(result, overlay, files, payload, [*warnings, *([notice] if notice else [])])
 
 
 def _read_rgb(path: Path) -> np.ndarray:

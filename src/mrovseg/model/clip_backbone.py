@@ -10,15 +10,16 @@ and high-resolution slices. This module owns that CLIP:
   keys/values of the last blocks, so that the classifier (Eq. 8) reuses CLIP's own K/V and never
   runs CLIP a second time;
 * runs the classification blocks for given query tokens over given keys/values and attention
-  bias (``classify``, Eq. 8), and MaskCLIP's value path of the last block (``value_path``);
+  bias (``classify``, Eq. 8), and MaskCLIP's value path of the last block (``value_path``); gives the
+  pieces a training-free last block is rebuilt from (``qkv``, ``project_heads``, ``block_tail``);
 * encodes a vocabulary (class names with comma-separated synonyms × prompt templates, averaged
   and L2-normalised) once per vocabulary and caches it.
 
 The trunk is re-implemented here as a loop over open_clip's own blocks and weights (fused
 ``scaled_dot_product_attention``), so that keys and values can be kept; a test checks that it is
 equal to open_clip's ``encode_image``. This is the only module that reaches into open_clip's
-blocks (``ln_1``, ``attn``, ``ls_1``, ``mlp``, ``ln_2``, …); the classifier, the dense-CLIP
-baseline and OVSeg's region encoder call the methods above (the latter also on its trainable copy of the
+blocks (``ln_1``, ``attn``, ``ls_1``, ``mlp``, ``ln_2``, …); the classifier, the training-free
+family and OVSeg's region encoder call the methods above (the latter also on its trainable copy of the
 image tower: ``patch_embed``, ``stem``, ``tower_blocks`` and ``head`` take a ``tower``).
 """
 
@@ -28,7 +29,6 @@ import logging
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import open_clip
 import torch
@@ -38,6 +38,7 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 
 from mrovseg.model.clip_weights import CLIPWeightsError, build_open_clip
+from mrovseg.model.view_features import ViewFeatures
 
 __all__ = ["OPENAI_MEAN", "OPENAI_STD", "CLIPBackbone", "CLIPWeightsError", "ViewFeatures", "build_open_clip"]
 
@@ -54,23 +55,6 @@ def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 #: CLIP's pixel mean / std (open_clip's constants).
 OPENAI_MEAN, OPENAI_STD = OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
-
-
-@dataclass
-class ViewFeatures:
-    """What one trunk pass over a batch of views returns.
-
-    Attributes:
-        layers: hidden state after layer ``l`` (0 = stem, after ``ln_pre``) for each tapped ``l``;
-            each ``(N, 1 + gh*gw, D)`` with [CLS] first.
-        kv: for each classification block (in order), that block's ``(k, v)`` computed from the
-            block's LayerNorm'ed input, each ``(N, heads, 1 + gh*gw, head_dim)``.
-        grid: the patch grid ``(gh, gw)`` of the views.
-    """
-
-    layers: dict[int, torch.Tensor]
-    kv: list[tuple[torch.Tensor, torch.Tensor]]
-    grid: tuple[int, int]
 
 
 class CLIPBackbone(nn.Module):
@@ -235,21 +219,27 @@ class CLIPBackbone(nn.Module):
             if bias is not None:
                 logits = logits + bias
             out = logits.softmax(dim=-1) @ v
-        out = rearrange(out, "n h t d -> n t (h d)")
-        return block.attn.out_proj(out)
+        return self.project_heads(block, out)
+
+    def project_heads(self, block: nn.Module, heads: torch.Tensor) -> torch.Tensor:
+        """Per-head outputs ``(N, heads, T, head_dim)`` through the block's out projection → ``(N, T, D)``."""
+        return block.attn.out_proj(rearrange(heads, "n h t d -> n t (h d)"))
 
     @staticmethod
-    def _residual_and_mlp(block: nn.Module, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
-        """The rest of a residual block after attention: ``x + ls_1(attn)``, then ``+ ls_2(mlp(ln_2(·)))``."""
-        x = x + block.ls_1(attended)
-        return x + block.ls_2(block.mlp(block.ln_2(x)))
+    def block_tail(
+        block: nn.Module, x: torch.Tensor, attended: torch.Tensor, residual: bool = True, ffn: bool = True
+    ) -> torch.Tensor:
+        """The rest of a residual block after attention: ``x + ls_1(attended)`` (without ``residual``: the
+        attention output alone, as the training-free last blocks use it), then ``+ ls_2(mlp(ln_2(·)))``."""
+        y = x + block.ls_1(attended) if residual else attended
+        return y + block.ls_2(block.mlp(block.ln_2(y))) if ffn else y
 
     def block_forward(
         self, block: nn.Module, x: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One CLIP residual block; also returns its keys and values."""
         q, k, v = self.qkv(block, x)
-        return self._residual_and_mlp(block, x, self.attend(block, q, k, v)), k, v
+        return self.block_tail(block, x, self.attend(block, q, k, v)), k, v
 
     @torch.no_grad()
     def forward_views(self, views: torch.Tensor, tap_layers: Sequence[int], cls_layer: int) -> ViewFeatures:
@@ -290,7 +280,7 @@ class CLIPBackbone(nn.Module):
         for block, (k, v) in zip(self.blocks[len(self.blocks) - len(kv) :], kv):
             q = self.qkv_query(block, x)
             attended = self.attend(block, q, k.to(q.dtype), v.to(q.dtype), bias.to(q.dtype))
-            x = self._residual_and_mlp(block, x, attended)
+            x = self.block_tail(block, x, attended)
         return self.head(x)
 
     def value_path(self, tokens: torch.Tensor, residual: bool = False) -> torch.Tensor:
@@ -298,8 +288,7 @@ class CLIPBackbone(nn.Module):
         entering it; with ``residual``, the block's residual and MLP around it. → ``(N, T, D)``."""
         last = self.blocks[-1]
         _, _, v = self.qkv(last, tokens)
-        value = last.attn.out_proj(rearrange(v, "n h t d -> n t (h d)"))
-        return self._residual_and_mlp(last, tokens, value) if residual else value
+        return self.block_tail(last, tokens, self.project_heads(last, v), residual=residual, ffn=residual)
 
     def head(self, cls_tokens: torch.Tensor, tower: nn.Module | None = None) -> torch.Tensor:
         """CLIP's image head on final-layer [CLS] tokens: ``ln_post`` then ``proj`` → ``(..., E)``

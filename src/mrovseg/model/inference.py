@@ -6,6 +6,8 @@
   size (images smaller than a window are padded), runs the model on batches of windows, and
   averages the per-class scores where windows overlap. Peak memory is bounded by the window
   batch plus the ``(K, H, W)`` score map of the (already resized) image.
+* ``refine_scores``: the model's own per-image step on the merged map, if it has one (the training-free
+  family: softmax after merging, PAMR, a background threshold); other models' scores pass unchanged.
 * ``upsample_argmax``: resizes scores to the label's resolution and takes the argmax in row
   chunks, so a large original image never needs a full ``(K, H, W)`` map at its resolution.
 """
@@ -75,7 +77,14 @@ def sliding_window(
             scores[:, y : y + window, x : x + window] += s
             count[:, y : y + window, x : x + window] += 1
     assert scores is not None
-    return (scores / count)[:, :h, :w]
+    return scores.div_(count)[:, :h, :w]  # in place: no second (K, H, W) map
+
+
+def refine_scores(model: object, image: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """``model.refine_scores(image, scores)`` where the model has it, else ``scores``: the step after
+    :func:`sliding_window` on the whole ``(3, H, W)`` image and its merged ``(K, H, W)`` scores."""
+    refine = getattr(model, "refine_scores", None)
+    return scores if refine is None else refine(image, scores)
 
 
 def _linear_weights(out_len: int, in_len: int, device: torch.device) -> tuple[torch.Tensor, ...]:

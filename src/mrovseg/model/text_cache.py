@@ -7,7 +7,11 @@ tokenizer, the templates and the names, so it is stored on disk under a key made
 * the *weights' identity*: a digest of the text tower's parameters and buffers (token and positional
   embeddings, transformer, final LayerNorm, projection) and the model name — not a file name or tag, so
   two random-weight CLIPs never share entries and a changed weights file never hits a stale entry;
-* the templates and the class names, in order.
+* the templates and the class names, in order;
+* the precision the text tower ran in (``fp32``, ``bf16``; see :mod:`mrovseg.serving.precision`), so
+  float32 and bfloat16 embeddings never mix. A float32 entry's key is the one of the earlier format
+  (entries written before the precision setting stay valid); other precisions add theirs to the key,
+  and every entry stores its precision, checked on load.
 
 Where: ``$MROVSEG_CACHE/text_embeddings/`` when the environment variable ``MROVSEG_CACHE`` is set, else
 ``~/.cache/mrovseg/text_embeddings/``; ``MROVSEG_CACHE=off`` (or ``0``, ``none``, empty) disables it.
@@ -66,14 +70,22 @@ def text_tower_fingerprint(clip: nn.Module, model_name: str) -> str:
     return digest.hexdigest()
 
 
-def entry_key(fingerprint: str, templates: Sequence[str], class_names: Sequence[str]) -> str:
-    """The file stem of one vocabulary's entry."""
-    payload = json.dumps([fingerprint, list(templates), list(class_names)], ensure_ascii=False)
+def entry_key(
+    fingerprint: str, templates: Sequence[str], class_names: Sequence[str], precision: str = "fp32"
+) -> str:
+    """The file stem of one vocabulary's entry at a text-tower ``precision``."""
+    parts: list = [fingerprint, list(templates), list(class_names)]
+    if precision != "fp32":  # fp32 keeps the key of the format without precisions
+        parts.append(precision)
+    payload = json.dumps(parts, ensure_ascii=False)
     return hashlib.blake2b(payload.encode(), digest_size=20).hexdigest()
 
 
-def load(folder: Path, key: str, templates: Sequence[str], class_names: Sequence[str]) -> torch.Tensor | None:
-    """The cached ``(K, E)`` embeddings of a key, or None (missing, unreadable or for other names)."""
+def load(
+    folder: Path, key: str, templates: Sequence[str], class_names: Sequence[str], precision: str = "fp32"
+) -> torch.Tensor | None:
+    """The cached ``(K, E)`` embeddings of a key, or None (missing, unreadable, for other names or
+    another precision)."""
     path = folder / f"{key}.pt"
     if not path.is_file():
         return None
@@ -81,6 +93,8 @@ def load(folder: Path, key: str, templates: Sequence[str], class_names: Sequence
         entry = torch.load(path, map_location="cpu", weights_only=True)
         if entry["names"] != list(class_names) or entry["templates"] != list(templates):
             raise ValueError("names or templates differ from the key's")
+        if entry.get("precision", "fp32") != precision:
+            raise ValueError(f"precision {entry.get('precision', 'fp32')}, not {precision}")
         emb = entry["embeddings"]
         if emb.shape[0] != len(class_names):
             raise ValueError(f"{emb.shape[0]} rows for {len(class_names)} names")
@@ -91,7 +105,12 @@ def load(folder: Path, key: str, templates: Sequence[str], class_names: Sequence
 
 
 def save(
-    folder: Path, key: str, templates: Sequence[str], class_names: Sequence[str], emb: torch.Tensor
+    folder: Path,
+    key: str,
+    templates: Sequence[str],
+    class_names: Sequence[str],
+    emb: torch.Tensor,
+    precision: str = "fp32",
 ) -> None:
     """Stores one entry atomically; a failure (read-only disk, ...) is logged, never raised."""
     path = folder / f"{key}.pt"
@@ -99,6 +118,7 @@ def save(
         "names": list(class_names),
         "templates": list(templates),
         "embeddings": emb.detach().float().cpu().contiguous(),
+        "precision": precision,
     }
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -106,6 +106,16 @@ def encode_prompts(
     return feats
 
 
+def autocast_precision(device: torch.device | str = "cpu") -> str:
+    """The precision the text tower runs in on ``device`` here: ``fp32``, or ``bf16``/``fp16`` under
+    ``torch.autocast`` (how predict, eval and the demo run it at ``precision=bf16``)."""
+    device_type = torch.device(device).type
+    if not torch.is_autocast_enabled(device_type):
+        return "fp32"
+    dtype = torch.get_autocast_dtype(device_type)
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, str(dtype).replace("torch.", ""))
+
+
 def vocabulary_embeddings(
     encode: Callable[[torch.Tensor], torch.Tensor],
     tokenizer: Callable[[Sequence[str]], torch.Tensor],
@@ -116,24 +126,26 @@ def vocabulary_embeddings(
     progress: bool | None = None,
     device: torch.device | str = "cpu",
     disk: bool = True,
+    precision: str | None = None,
 ) -> torch.Tensor:
-    """Class embeddings ``(K, E)``: the L2-normalised mean of each class's L2-normalised prompt
+    """Class embeddings ``(K, E)`` in float32: the L2-normalised mean of each class's L2-normalised prompt
     embeddings (every synonym × template, :func:`prompt_mean`), read from / written to the disk cache of
     :mod:`mrovseg.model.text_cache` when it is on and ``disk`` (keyed by ``fingerprint()``, the
-    templates, the names).
+    templates, the names and the text tower's ``precision``; None: :func:`autocast_precision`).
     """
     from mrovseg.model import text_cache
 
+    precision = autocast_precision(device) if precision is None else precision
     folder = text_cache.cache_dir() if disk else None
-    disk_key = text_cache.entry_key(fingerprint(), templates, class_names) if folder else ""
-    stored = text_cache.load(folder, disk_key, templates, class_names) if folder else None
+    disk_key = text_cache.entry_key(fingerprint(), templates, class_names, precision) if folder else ""
+    stored = text_cache.load(folder, disk_key, templates, class_names, precision) if folder else None
     if stored is not None:
         return stored.to(device)
     prompts, owner = vocabulary_prompts(class_names, templates)
     feats = encode_prompts(encode, tokenizer, prompts, batch_size, progress, device)
     embeddings = prompt_mean(feats, owner, len(class_names))
     if folder:
-        text_cache.save(folder, disk_key, templates, class_names, embeddings)
+        text_cache.save(folder, disk_key, templates, class_names, embeddings, precision)
     return embeddings
 
 

@@ -53,6 +53,15 @@ def blend(image: np.ndarray, labels: np.ndarray, colours: np.ndarray, alpha: flo
     return out
 
 
+def _nearest(labels: np.ndarray, size: tuple[int, ...]) -> np.ndarray:
+    """``labels`` sampled (nearest) to ``size``, as int32, in row bands."""
+    rows, cols = (((np.arange(n) + 0.5) * (m / n)).astype(np.int64) for n, m in zip(size, labels.shape))
+    out = np.empty(size[:2], np.int32)
+    for y in range(0, size[0], 256):
+        out[y : y + 256] = labels[np.ix_(rows[y : y + 256], cols)]
+    return out
+
+
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=size)
@@ -71,7 +80,8 @@ def render_overlay(
 
     Args:
         image: ``uint8 (H, W, 3)`` RGB.
-        labels: ``(H, W)`` class indices.
+        labels: ``(H, W)`` class indices; a larger map (an image downscaled for the pixel limit) is sampled
+            to the image's size (nearest).
         legend: Entries with ``index``, ``name`` and ``share`` (:meth:`SegmentationResult.legend`), drawn
             top to bottom in the given order.
         colours: ``(K, 3)`` uint8 palette.
@@ -80,6 +90,8 @@ def render_overlay(
     Returns:
         An RGB image ``max(H, legend height) × (W + legend width)``; the image is at the top left.
     """
+    if labels.shape != image.shape[:2]:
+        labels = _nearest(labels, image.shape[:2])
     h, w = labels.shape
     font_size = int(np.clip(round(min(h, w) / 28), 11, 40))
     font = _font(font_size)

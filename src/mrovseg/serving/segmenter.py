@@ -1,8 +1,9 @@
-"""Python API: segment any image with any vocabulary using a trained checkpoint.
+"""Python API: segment any image with any vocabulary using a trained checkpoint or a training-free model.
 
     from mrovseg import Segmenter
 
     seg = Segmenter.from_checkpoint("outputs/train/runs/<run>/checkpoints/last.ckpt")
+    seg = Segmenter.from_config("naclip_vitb16")   # or: no checkpoint, CLIP alone (NACLIP, SCLIP, ClearCLIP)
     result = seg("photo.jpg", vocabulary=["cat", "sofa, couch", "window blind"])
     result.labels          # (H, W) int64 class indices at the photo's own resolution
     result.legend()        # classes present, largest first, with their pixel counts and area share
@@ -15,7 +16,8 @@ and ``mrovseg.eval`` agree pixel for pixel:
    the same conversion (EXIF orientation applied too), numpy arrays through
    :func:`mrovseg.data.image_io.array_to_uint8_rgb`;
 2. the image is resized so its short side is ``short_side`` (:func:`mrovseg.data.transforms.resize_short_side`,
-   as evaluation does; ``None`` keeps the native size) and scaled to ``[0, 1]``;
+   as evaluation does; ``None`` keeps the native size) and scaled to ``[0, 1]``; an image above
+   ``max_pixels`` is downscaled first, or refused (:mod:`mrovseg.serving.pixel_limit`);
 3. :func:`mrovseg.model.inference.sliding_window` over ``model.semantic_scores`` (the evaluation's own
    routine) covers it with windows of the train crop (smaller images are padded) and returns per-class
    scores ``(K, h, w)`` at this *working* resolution;
@@ -45,7 +47,9 @@ from mrovseg.constants import DEFAULT_EVAL_SHORT_SIDE
 from mrovseg.data.image_io import array_to_uint8_rgb, load_image, to_uint8_rgb
 from mrovseg.data.transforms import resize_short_side
 from mrovseg.data.vocabularies import resolve_vocabulary
-from mrovseg.model.inference import sliding_window, upsample_argmax
+from mrovseg.model.inference import refine_scores, sliding_window, upsample_argmax
+from mrovseg.serving.pixel_limit import DEFAULT_MAX_PIXELS, check_limit, load_within, working_short_side
+from mrovseg.serving.precision import check_precision, precision_context, prepare_model, resolve_precision
 
 __all__ = [
     "ImageInput",
@@ -120,7 +124,8 @@ class SegmentationResult:
             probabilities and need not sum to one per pixel).
         scores: ``(K, h, w)`` float32 per-class scores at the *working* resolution ``(h, w)`` (after the
             ``short_side`` resize, before upsampling), or None when not requested.
-        image: ``uint8 (H, W, 3)`` RGB input as the model saw it before resizing (for overlays).
+        image: ``uint8 (H, W, 3)`` RGB input as the model saw it before resizing (for overlays); smaller
+            than ``labels`` when the input was downscaled for being above the pixel limit.
         working_size: ``(h, w)`` the windows ran on.
         timing: seconds per stage: ``prepare`` (decode, convert, resize), ``text`` (text embeddings;
             0 when cached), ``inference`` (sliding windows), ``upsample`` (resize + argmax + counts)
@@ -170,6 +175,14 @@ class Segmenter:
         short_side: Resize the image so its short side is this before the sliding windows (the
             evaluation protocol; the paper's 640). ``None`` keeps the native resolution (e.g. for the
             toy model on toy scenes, which were evaluated as rendered).
+        precision: ``fp32`` (default here: the model is used as given), ``bf16`` or ``auto`` (bf16 where
+            the device runs it natively), for the image and the text towers; see
+            :mod:`mrovseg.serving.precision`. ``bf16`` converts the model's CLIP weights in place. Scores
+            and text embeddings are float32 whatever the precision; :attr:`precision` is the one used.
+        max_pixels: Images above this many pixels are segmented downscaled (labels at full size) or, with
+            ``on_large="refuse"``, refused; None: no limit. The working image is also kept under it and
+            under a score budget (:mod:`mrovseg.serving.pixel_limit`).
+        on_large: ``downscale`` (default) or ``refuse``.
     """
 
     def __init__(
@@ -181,13 +194,18 @@ class Segmenter:
         window_batch: int = 4,
         device: str | torch.device = "cpu",
         short_side: int | None = DEFAULT_EVAL_SHORT_SIDE,
+        precision: str = "fp32",
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        on_large: str = "downscale",
     ) -> None:
         if short_side is not None and int(short_side) < 1:
             raise ValueError(f"short_side must be a positive integer or None, got {short_side}.")
         if int(window) < 1 or int(window_batch) < 1:
             raise ValueError(f"window and window_batch must be positive, got {window} and {window_batch}.")
+        self.max_pixels, self.on_large = check_limit(max_pixels, on_large)
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+        self.precision = resolve_precision(precision, self.device, model=model)
+        self.model = prepare_model(model.to(self.device).eval(), self.precision)
         self.templates = list(templates)
         self.window = int(window)
         self.window_overlap = float(window_overlap)
@@ -203,6 +221,9 @@ class Segmenter:
         short_side: int | str | None = "auto",
         clip_overrides: dict[str, Any] | None = None,
         window_batch: int | None = None,
+        precision: str = "auto",
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        on_large: str = "downscale",
     ) -> Segmenter:
         """Rebuilds the model stored in a checkpoint of ``mrovseg.train`` (the file is read once).
 
@@ -218,6 +239,9 @@ class Segmenter:
                 ``model_name`` that differs from the checkpoint's CLIP, loading stops with an error
                 before any model is built.
             window_batch: Windows per forward pass; None keeps the checkpoint's.
+            precision: ``auto`` (default: bf16 where the device runs it natively, else fp32), ``fp32``
+                or ``bf16``; see the class docstring.
+            max_pixels, on_large: The pixel limit; see the class docstring.
 
         Raises:
             FileNotFoundError: The checkpoint does not exist.
@@ -231,6 +255,8 @@ class Segmenter:
         )
 
         device = resolve_device(device)  # fail on an unavailable GPU before reading anything
+        precision = check_precision(precision)  # and on a bad precision (auto is resolved for the model)
+        check_limit(max_pixels, on_large)
         overrides = dict(clip_overrides or {})
         if clip_pretrained is not None:
             overrides["pretrained"] = str(clip_pretrained)
@@ -256,30 +282,51 @@ class Segmenter:
             window_batch=window_batch if window_batch is not None else hp.window_batch,
             device=device,
             short_side=short_side,
+            precision=precision,
+            max_pixels=max_pixels,
+            on_large=on_large,
         )
+
+    @classmethod
+    def from_config(cls, config: Any, overrides: Sequence[str] = (), **options: Any) -> Segmenter:
+        """A training-free model (dense CLIP, SCLIP, ClearCLIP, NACLIP) with no checkpoint, from an experiment
+        name (``naclip_vitb16``) or a config, Hydra ``overrides`` and :meth:`from_checkpoint`'s options:
+        :func:`mrovseg.serving.from_config.segmenter_from_config`."""
+        from mrovseg.serving.from_config import segmenter_from_config
+
+        device = resolve_device(options.pop("device", "cpu"))  # fail on an unavailable GPU or a bad
+        precision = resolve_precision(options.pop("precision", "auto"), device)  # precision before building
+        return segmenter_from_config(cls, config, overrides, device=device, precision=precision, **options)
 
     # ------------------------------------------------------------------ text
     def text_embeddings(self, vocabulary: str | Sequence[str]) -> tuple[list[str], torch.Tensor]:
         """Class names and their text embeddings ``(K, E)`` on the device (computed once per vocabulary)."""
         names = resolve_vocabulary(vocabulary)
-        return names, self.model.backbone.encode_vocabulary(names, self.templates).to(self.device)
+        with precision_context(self.precision, self.device):
+            text = self.model.backbone.encode_vocabulary(names, self.templates)
+        return names, text.to(self.device)
 
     @torch.no_grad()
     def scores(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """Per-class scores ``(K, h, w)`` of one working image ``(3, h, w)`` by sliding windows."""
-        return sliding_window(
-            lambda windows: self.model.semantic_scores(windows, text),
-            x,
-            self.window,
-            self.window_overlap,
-            self.window_batch,
-        )
+        """Per-class float32 scores ``(K, h, w)`` of one working image ``(3, h, w)`` by sliding windows
+        (then the model's own per-image step, :func:`~mrovseg.model.inference.refine_scores`)."""
+        with precision_context(self.precision, self.device):
+            scores = sliding_window(
+                lambda windows: self.model.semantic_scores(windows, text),
+                x,
+                self.window,
+                self.window_overlap,
+                self.window_batch,
+            ).float()
+            return refine_scores(self.model, x, scores)
 
     # ------------------------------------------------------------------ images
-    def working_image(self, rgb: np.ndarray) -> torch.Tensor:
-        """``uint8 (H, W, 3)`` → resized (short side) ``(3, h, w)`` float in [0, 1] on the device."""
-        if self.short_side is not None:
-            rgb = resize_short_side(rgb, self.short_side)
+    def working_image(self, rgb: np.ndarray, num_classes: int = 1) -> torch.Tensor:
+        """``uint8 (H, W, 3)`` → resized (short side, within the pixel limit) ``(3, h, w)`` float in [0, 1]."""
+        short = working_short_side(
+            rgb.shape[:2], self.short_side, num_classes, self.max_pixels, self.on_large
+        )
+        rgb = resize_short_side(rgb, short)
         x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1)
         return x.float().div_(255.0)
 
@@ -300,15 +347,16 @@ class Segmenter:
             The result; ``labels`` has the input's own size.
         """
         start = time.perf_counter()
-        rgb = to_rgb(image)
-        x = self.working_image(rgb)
+        rgb, (h, w) = load_within(image, to_rgb, self.max_pixels, self.on_large)  # (h, w): the input's
+        x = self.working_image(rgb, len(resolve_vocabulary(vocabulary)))
         t_prepare = time.perf_counter()
         names, text = self.text_embeddings(vocabulary)
         t_text = time.perf_counter()
         scores = self.scores(x, text)  # (K, h, w)
+        working_size = (int(x.shape[1]), int(x.shape[2]))
+        del x  # not needed past the windows
         self._sync()
         t_infer = time.perf_counter()
-        h, w = rgb.shape[:2]
         rows = int(np.clip(BAND_BYTES // (4 * len(names) * w), 8, 256))  # bands of ~BAND_BYTES per temporary
         labels = upsample_argmax(scores, (h, w), chunk_rows=rows).cpu().numpy()  # (H, W) int64
         counts = np.bincount(labels.ravel(), minlength=len(names)).astype(np.int64)
@@ -329,7 +377,7 @@ class Segmenter:
             class_scores=class_scores,
             scores=kept,
             image=rgb,
-            working_size=(int(x.shape[1]), int(x.shape[2])),
+            working_size=working_size,
             timing=timing,
         )
 

@@ -33,7 +33,7 @@ from torch import nn
 
 from mrovseg.constants import IGNORE_INDEX
 from mrovseg.data.benchmarks import BenchmarkInfo
-from mrovseg.model.inference import sliding_window, upsample_argmax
+from mrovseg.model.inference import refine_scores, sliding_window, upsample_argmax
 from mrovseg.training import checkpoint as ckpt_format
 from mrovseg.training.metrics import SegMetrics, per_class_iou_dict
 from mrovseg.training.optim import DEFAULT_OPTIMIZER, DEFAULT_SCHEDULER, decay_groups
@@ -140,13 +140,14 @@ class SegmentationModule(L.LightningModule):
         (``window_batch`` windows per forward; None: the module's)."""
 
         hp = self.hparams
-        return sliding_window(
+        scores = sliding_window(
             lambda windows: self.model.semantic_scores(windows, text),
             image,
             hp.window,
             hp.window_overlap,
             window_batch if window_batch is not None else hp.window_batch,
         )
+        return refine_scores(self.model, image, scores)  # training-free models: softmax, PAMR
 
     def _eval_step(self, batch: dict[str, Any], dataloader_idx: int) -> EvalBatchOutput:
         bench = self.benchmarks[dataloader_idx]

@@ -19,6 +19,8 @@
 from __future__ import annotations
 
 import logging
+import pickle
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -256,15 +258,38 @@ def check_compatible(module: Any, checkpoint: dict[str, Any], source: str = "che
 
 
 # ------------------------------------------------------------------------------------ files
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint holds Python objects other than tensors and plain data: loading it could run code."""
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Loads a checkpoint file on the CPU with a clear error for a missing or unreadable file."""
+    """Loads a checkpoint file on the CPU with a clear error for a missing or unreadable file.
+
+    Read with ``torch.load(weights_only=True)``: tensors and plain data only (what ``mrovseg.train``
+    writes), so a file cannot run code on load. Anything else is refused (:class:`UnsafeCheckpointError`,
+    whose message names the object and the one-off conversion of a trusted file:
+    ``python -m mrovseg.training.checkpoint_convert IN OUT``).
+    """
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
             f"Checkpoint not found: {path}. Pass ckpt_path=<file written by mrovseg.train>."
         )
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if found is None:
+            raise ValueError(
+                f"Could not read checkpoint {path}: damaged, or not written by torch.save."
+            ) from None
+        raise UnsafeCheckpointError(
+            f"Refused to load checkpoint {path}: besides tensors and plain data (all that checkpoints of "
+            f"mrovseg.train hold) it holds the Python object '{found.group(1)}', and loading it could run code "
+            "hidden in the file. If you trust the file (you made it yourself), convert it once: python -m "
+            f"mrovseg.training.checkpoint_convert {path} <new.ckpt> (runs the file's code once and writes a "
+            "copy of its tensors and plain data), then pass ckpt_path=<new.ckpt>."
+        ) from None
     except Exception as err:
         raise ValueError(f"Could not read checkpoint {path}: {err}") from err
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:

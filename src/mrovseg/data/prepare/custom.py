@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
         default="background",
         help="pixels no annotation covers: class 0 'background' (default) or the ignore value",
     )
+    coco.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop before writing anything if an annotation is rejected (default: report and skip it)",
+    )
     colour = sub.add_parser("colour", help="colour-coded masks + colour table (CSV or YAML)")
     split_args(colour)
     colour.add_argument("--masks", type=Path, required=True, help="folder of the colour masks (same stems)")
@@ -83,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.masks,
                 args.unlabeled,
                 args.image_mode,
+                args.strict,
             )
         )
     if args.command == "colour":

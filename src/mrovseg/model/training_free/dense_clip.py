@@ -10,24 +10,25 @@ windows, metrics) gives the reference every trained model must beat.
 ``view_size`` resizes each window before CLIP (None: the window at its own resolution, with the
 positional embedding interpolated).
 
-It takes only its own options: an experiment that sets another model's (MROVSeg's ``slice_ratio``,
-``adapter``, …) does not compose with it; ``experiment=dense_clip_toy`` is the toy world's.
+It is the member of the training-free family of :mod:`.last_block` with the value path (SCLIP, ClearCLIP
+and NACLIP are the others, :mod:`.methods`). It takes only its own options: an experiment that sets another
+model's (MROVSeg's ``slice_ratio``, ``adapter``, …) does not compose with it; ``experiment=dense_clip_toy``
+is the toy world's.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-import torch.nn.functional as F
-from einops import rearrange
-from torch import nn
-
 from mrovseg.model.clip_backbone import CLIPBackbone
+from mrovseg.model.training_free.last_block import LastBlockCLIP
 
 
-class DenseCLIP(nn.Module):
-    """Per-patch CLIP classifier (no trainable parameters).
+class DenseCLIP(LastBlockCLIP):
+    """Per-patch CLIP classifier (no trainable parameters): :class:`LastBlockCLIP` with the value path.
+
+    In the family's terms: ``attention="value"`` (``A = I``), ``residual`` and ``ffn`` both equal to
+    ``residual``, CLIP's learned logit scale, each window's ``softmax(τ · cos)`` averaged
+    (``merge="probabilities"``), no post-processing, no threshold — the results are bit for bit those
+    of the earlier stand-alone class (``tests/model/test_training_free.py``).
 
     Args:
         backbone: the frozen CLIP.
@@ -36,33 +37,15 @@ class DenseCLIP(nn.Module):
     """
 
     def __init__(self, backbone: CLIPBackbone, view_size: int | None = None, residual: bool = False) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.view_size = view_size
-        self.residual = residual
-
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        return []
-
-    @torch.no_grad()
-    def patch_embeddings(self, images: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, H, W)`` in [0, 1] → L2-normalised patch embeddings ``(B, E, gh, gw)``."""
-        bb = self.backbone
-        x = bb.normalize(images)
-        if self.view_size is not None and tuple(x.shape[-2:]) != (self.view_size, self.view_size):
-            size = (self.view_size, self.view_size)
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-        feats = bb.forward_views(x, tap_layers=[bb.depth - 1], cls_layer=bb.depth)
-        y = bb.value_path(feats.layers[bb.depth - 1], residual=self.residual)
-        emb = F.normalize(bb.head(y[:, 1:]).float(), dim=-1)
-        gh, gw = feats.grid
-        return rearrange(emb, "b (h w) e -> b e h w", h=gh, w=gw)
-
-    def semantic_scores(self, images: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
-        """Class probabilities ``(B, K, gh, gw)`` per patch."""
-        emb = self.patch_embeddings(images)
-        logits = torch.einsum("behw,ke->bkhw", emb, text_embeddings.float()) * self.backbone.logit_scale
-        return logits.softmax(dim=1)
-
-    def forward(self, images: torch.Tensor, text_embeddings: torch.Tensor) -> dict[str, Any]:
-        return {"scores": self.semantic_scores(images, text_embeddings)}
+        super().__init__(
+            backbone,
+            attention="value",
+            kernel_sigma=None,
+            residual=residual,
+            ffn=residual,
+            logit_scale=None,
+            merge="probabilities",
+            post=None,
+            prob_threshold=0.0,
+            view_size=view_size,
+        )

@@ -6,8 +6,9 @@ when it also saves a top-k checkpoint, so after a validation that does not impro
 ``LatestCheckpoint`` writes ``last.ckpt`` on its own schedule instead:
 
 * every ``every_n_train_steps`` optimizer steps and/or every ``every_minutes`` minutes of training
-  (whichever comes first; either may be null), after every validation during ``fit`` and at the end
-  of training, so a killed or preempted job loses at most one interval;
+  (whichever comes first; either may be null), after every validation during ``fit`` (again when the
+  periodic write of that step came first: the state after validation is the one the next step
+  continues from) and at the end of training, so a killed or preempted job loses at most one interval;
 * atomically: the state goes to ``last.ckpt.tmp`` first and then replaces ``last.ckpt``
   (``os.replace``), so a kill during the write leaves the previous ``last.ckpt`` intact.
 
@@ -84,18 +85,21 @@ class LatestCheckpoint(ModelCheckpoint):
         """Nothing: steps and minutes decide (an epoch of the toy world is ~500 steps)."""
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # rewritten even when this step's periodic write came first: the state after validation (which
+        # draws from the global RNG) is what the next step continues from, so a resume repeats it exactly
         if not trainer.sanity_checking and trainer.state.fn == "fit":
-            self.save_latest(trainer)
+            self.save_latest(trainer, again=True)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.save_latest(trainer)
 
-    def save_latest(self, trainer: L.Trainer) -> None:
-        """Writes ``last.ckpt`` (via a temporary file) unless this step is already written."""
+    def save_latest(self, trainer: L.Trainer, again: bool = False) -> None:
+        """Writes ``last.ckpt`` (via a temporary file) unless this step is already written (``again``:
+        even then)."""
         path = self.latest_path
         if trainer.global_step == 0 or trainer.fast_dev_run or trainer.sanity_checking:
             return
-        if self._last_global_step_saved == trainer.global_step and os.path.exists(path):
+        if not again and self._last_global_step_saved == trainer.global_step and os.path.exists(path):
             return
         tmp = path + ".tmp"
         self.last_model_path = path  # part of the saved state, set before saving

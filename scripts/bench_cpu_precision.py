@@ -1,0 +1,223 @@
+"""CPU inference precision: ViT-B/16 640² forward in fp32, bf16 and int8, and the matmul floor, one process.
+
+    python scripts/bench_cpu_precision.py --json outputs/bench_precision.json     # or: make bench-precision
+
+Builds the paper's ViT-B/16 model (``experiment=vitb16``, p = 0.5, random CLIP weights: offline) and
+times ``MROVSeg.semantic_scores`` on one 640² image with ``--classes`` random text embeddings:
+
+* ``fp32`` — the model as built;
+* ``bf16`` — :func:`mrovseg.serving.precision.prepare_model` (frozen CLIP weights in bf16) under
+  :func:`~mrovseg.serving.precision.precision_context` (bf16 autocast): what ``precision=bf16`` runs;
+* ``int8`` — dynamic int8 quantization of the frozen CLIP's ``nn.Linear`` layers (weights quantized once):
+  torchao's ``Int8DynamicActivationInt8WeightConfig`` when torchao is importable, else torch's
+  ``torch.ao.quantization.quantize_dynamic`` (``--int8`` chooses); not offered as a ``precision`` (see
+  BENCHMARKS.md, "CPU inference precision").
+
+The three run alternately, round by round, after one warm-up each, so they see the same machine load;
+each time is the median of ``--repeats`` rounds (wall seconds; ``--clock cpu``: the process's CPU
+seconds, the steadier figure on a shared machine with ``--threads 1``). In the same rounds a 2048²
+matrix multiply is timed in fp32 and bf16; the *floor* of a precision is the forward's FLOPs (counted
+once, attention included, :func:`mrovseg.benchmarking.flops.count_flops`) at that matmul rate.
+Agreement is the share of pixels whose argmax class equals fp32's. Writes ``{"fp32_s", "bf16_s",
+"int8_s", "fp32_floor_s", "bf16_floor_s", "bf16_agreement", "int8_agreement", "torch", "cpu_flags"}``
+and prints a summary (int8 backend, threads, clock, load average) on stderr.
+
+``--text ade847`` measures the text tower instead (a separate JSON): a benchmark vocabulary × the ViLD
+templates through ``CLIPBackbone.encode_vocabulary`` (random ViT-B/16 text tower, disk cache off) in fp32,
+then in bf16 as ``precision=bf16`` runs it, in CPU seconds (``time.process_time``) and wall seconds, and
+the cosine of each class's bf16 embedding to its fp32 one. ``--text-fraction`` keeps every n-th class
+(times are then scaled to the whole vocabulary by the prompt count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+#: ``/proc/cpuinfo`` flags reported (the ones bf16 and int8 speed depend on).
+REPORTED_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
+
+
+def quantize_int8(model: torch.nn.Module, backend: str = "auto") -> str:
+    """Dynamic int8 quantization of ``model.backbone.clip``'s ``nn.Linear`` layers, in place; returns the
+    backend used (``torchao`` or ``torch.ao``)."""
+    clip = model.backbone.clip
+    if backend in ("auto", "torchao"):
+        try:
+            from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+            quantize_(clip, Int8DynamicActivationInt8WeightConfig())
+            return "torchao"
+        except ImportError:
+            if backend == "torchao":
+                raise
+    with warnings.catch_warnings():  # torch.ao.quantization is deprecated in favour of torchao
+        warnings.simplefilter("ignore")
+        torch.ao.quantization.quantize_dynamic(clip, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    return "torch.ao"
+
+
+def text_benchmark(vocabulary: str, fraction: float) -> dict[str, Any]:
+    """fp32 vs bf16 encoding of a vocabulary's prompts by a random ViT-B/16 text tower (see the docstring)."""
+    from types import SimpleNamespace
+
+    from mrovseg.data.vocabularies import get_templates, get_vocabulary
+    from mrovseg.model.clip_backbone import CLIPBackbone
+    from mrovseg.model.text_encoder import vocabulary_prompts
+    from mrovseg.serving.precision import precision_context, prepare_model
+
+    os.environ["MROVSEG_CACHE"] = "off"
+    names, templates = list(get_vocabulary(vocabulary)), list(get_templates("vild"))
+    step = max(1, round(1 / fraction))
+    subset = names[::step]
+    torch.manual_seed(0)
+    fp32 = CLIPBackbone("ViT-B-16", pretrained=None)
+    bf16 = prepare_model(SimpleNamespace(backbone=copy.deepcopy(fp32)), "bf16").backbone
+    scale = len(vocabulary_prompts(names, templates)[0]) / len(vocabulary_prompts(subset, templates)[0])
+    out: dict[str, Any] = {"vocabulary": vocabulary, "classes": len(subset), "classes_total": len(names)}
+    out["prompts"] = len(vocabulary_prompts(subset, templates)[0])
+    emb = {}
+    for name, backbone in (("fp32", fp32), ("bf16", bf16)):
+        start, cpu = time.perf_counter(), time.process_time()
+        with precision_context(name, "cpu"):
+            emb[name] = backbone.encode_vocabulary(subset, templates)
+        out[f"{name}_cpu_s"] = round((time.process_time() - cpu) * scale, 1)
+        out[f"{name}_s"] = round((time.perf_counter() - start) * scale, 1)
+    cosine = (emb["fp32"] * emb["bf16"]).sum(dim=-1)
+    out.update(cosine_min=round(float(cosine.min()), 6), cosine_mean=round(float(cosine.mean()), 6))
+    out.update(scaled_to_all=scale != 1, threads=torch.get_num_threads(), torch=torch.__version__)
+    return out
+
+
+def timed(fn: Callable[[], Any], clock: Callable[[], float] = time.perf_counter) -> float:
+    start = clock()
+    fn()
+    return clock() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--json", type=Path, required=True, help="where the JSON result goes")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds after the warm-up (>= 3)")
+    parser.add_argument("--classes", type=int, default=150, help="vocabulary size K")
+    parser.add_argument("--size", type=int, default=640, help="image side (the sliding window)")
+    parser.add_argument(
+        "--model", default="vitb16", help="a model of mrovseg.benchmarking.build (vitb16, toy)"
+    )
+    parser.add_argument("--matmul", type=int, default=2048, help="side of the floor's square matmul")
+    parser.add_argument("--int8", choices=("auto", "torchao", "torch.ao"), default="auto")
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: seconds (default); cpu: the process's CPU seconds (steadier when shared; --threads 1)",
+    )
+    parser.add_argument(
+        "--text", metavar="VOCABULARY", help="measure the text tower on this vocabulary instead"
+    )
+    parser.add_argument("--text-fraction", type=float, default=1.0, help="share of the classes encoded")
+    args = parser.parse_args()
+    if args.repeats < 3:
+        parser.error("--repeats must be at least 3")
+    torch.set_num_threads(args.threads)
+    if args.text:
+        result = text_benchmark(args.text, args.text_fraction)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result, indent=2))
+        return
+
+    from mrovseg.benchmarking.build import build, random_text
+    from mrovseg.benchmarking.flops import count_flops
+    from mrovseg.serving.precision import cpu_flags, precision_context, prepare_model
+
+    built = build(args.model, size=args.size)
+    base = built.model
+    text = random_text(base, args.classes)
+    image = torch.rand(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
+    bf16 = prepare_model(copy.deepcopy(base), "bf16")
+    int8 = copy.deepcopy(base)
+    backend = quantize_int8(int8, args.int8)
+    models = {"fp32": (base, "fp32"), "bf16": (bf16, "bf16"), "int8": (int8, "fp32")}
+
+    def forward(name: str) -> torch.Tensor:
+        model, precision = models[name]
+        with torch.inference_mode(), precision_context(precision, "cpu"):
+            return model.semantic_scores(image, text).float()
+
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    n = args.matmul
+    a32, b32 = torch.randn(n, n), torch.randn(n, n)
+    a16, b16 = a32.bfloat16(), b32.bfloat16()
+    matmuls = {"fp32": lambda: a32 @ b32, "bf16": lambda: a16 @ b16}
+
+    with torch.inference_mode():
+        flops = count_flops(lambda: base.semantic_scores(image, text))
+    labels = {name: forward(name).argmax(dim=1) for name in models}  # also the warm-up
+    for fn in matmuls.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in [*models, *(f"mm_{k}" for k in matmuls)]}
+    for _ in range(args.repeats):
+        for name in models:
+            times[name].append(timed(lambda name=name: forward(name), clock))
+        for key, fn in matmuls.items():
+            times[f"mm_{key}"].append(min(timed(fn, clock) for _ in range(3)))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    rate = {k: 2 * n**3 / med[f"mm_{k}"] for k in matmuls}  # FLOP/s
+
+    def agreement(name: str) -> float:
+        return float((labels[name] == labels["fp32"]).float().mean())
+
+    have = cpu_flags()
+    result = {
+        "fp32_s": round(med["fp32"], 3),
+        "bf16_s": round(med["bf16"], 3),
+        "int8_s": round(med["int8"], 3),
+        "fp32_floor_s": round(flops / rate["fp32"], 3),
+        "bf16_floor_s": round(flops / rate["bf16"], 3),
+        "bf16_agreement": round(agreement("bf16"), 6),
+        "int8_agreement": round(agreement("int8"), 6),
+        "torch": torch.__version__,
+        "cpu_flags": [f for f in REPORTED_FLAGS if f in have],
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    print(
+        f"{built.label} {args.size}², {args.classes} classes, {flops / 1e9:.1f} GFLOPs, {args.threads} threads, "
+        f"{args.clock} clock, "
+        f"median of {args.repeats}; matmul {n}²: fp32 {rate['fp32'] / 1e9:.0f} GFLOP/s, bf16 "
+        f"{rate['bf16'] / 1e9:.0f} GFLOP/s; bf16 {med['fp32'] / med['bf16']:.2f}x fp32, "
+        f"{med['bf16'] / (flops / rate['bf16']):.2f}x its floor; int8 ({backend}) "
+        f"{med['fp32'] / med['int8']:.2f}x fp32, {med['int8'] / med['bf16']:.2f}x bf16's time; "
+        f"runs {json.dumps({k: [round(t, 3) for t in v] for k, v in times.items()})}; "
+        f"load average {os.getloadavg()}",
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""A resumed run continues the data order and the random draws: it ends with an uninterrupted run's weights.
+
+The toy datamodule's training loader (:func:`mrovseg.data.sampling.train_loader`) gives Lightning a
+state (the epoch's permutation seed, the samples consumed, the global RNG states) that goes into
+every checkpoint; on resume the epoch continues where it stopped. An uninterrupted run draws exactly
+what ``shuffle=True`` drew, so its results do not change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from mrovseg.data.sampling import ResumableRandomSampler, train_loader
+from mrovseg.train import train
+from tests.helpers import composed
+
+
+class _Owner:
+    trainer = None
+
+
+def _epochs(loader: DataLoader, count: int) -> list[list[int]]:
+    return [[int(i) for batch in loader for i in batch] for _ in range(count)]
+
+
+def test_uninterrupted_order_and_draws_equal_shuffle_true() -> None:
+    data = list(range(11))
+    torch.manual_seed(7)
+    plain = _epochs(DataLoader(data, batch_size=3, shuffle=True, drop_last=True), 3)
+    after_plain = torch.rand(3)
+    torch.manual_seed(7)
+    ours = _epochs(train_loader(_Owner(), data, 3, drop_last=True), 3)
+    assert ours == plain and len({tuple(e) for e in ours}) == 3
+    assert torch.equal(torch.rand(3), after_plain)  # the same global draws, so the same training after
+
+
+def test_sampler_state_continues_the_epoch_and_the_global_rng() -> None:
+    sampler = ResumableRandomSampler(range(10))
+    torch.manual_seed(3)
+    it = iter(sampler)
+    first = [next(it) for _ in range(4)]
+    state = sampler.state_dict(position=4)
+    expected_rest, expected_draw = list(it), torch.rand(2)
+    state = torch.load(_saved(state), weights_only=True)  # plain data: Lightning resumes with weights_only
+
+    resumed = ResumableRandomSampler(range(10))
+    resumed.load_state_dict(state)
+    torch.manual_seed(999)  # whatever the resumed process drew before
+    assert list(resumed) == expected_rest and sorted(first + expected_rest) == list(range(10))
+    assert torch.equal(torch.rand(2), expected_draw)
+
+
+def _saved(obj: object) -> Path:
+    import tempfile
+
+    path = Path(tempfile.mkdtemp()) / "state.pt"
+    torch.save(obj, path)
+    return path
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    return {"global_step": ckpt["global_step"], **ckpt["state_dict"]}
+
+
+#: 12 scenes in batches of 2: 6 steps per epoch, 8 steps in all (an epoch boundary in the second half).
+COMMON = [
+    "data.num_train=12",
+    "data.batch_size=2",
+    "trainer.max_steps=8",
+    "module.optimizer.lr=1e-2",
+    "test=false",
+    "logger={}",
+    "callbacks.model_checkpoint.monitor=null",
+    "callbacks.latest_checkpoint.every_minutes=null",
+]
+
+#: (checkpoint every, validation every or None, crash before step, more overrides): the resume point
+#: is mid-epoch with a validation at that step; the end of an epoch; the end of an epoch cut short by
+#: limit_train_batches (4 of its 6 batches).
+CASES = {
+    "mid_epoch_after_validation": (4, 4, 5, []),
+    "end_of_epoch": (3, None, 7, []),
+    "end_of_a_limited_epoch": (4, None, 5, ["+trainer.limit_train_batches=4"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_resumed_run_ends_with_the_uninterrupted_weights(tmp_path: Path, case: str) -> None:
+    every, val, crash, extra = CASES[case]
+    common = [*COMMON, *extra, f"callbacks.latest_checkpoint.every_n_train_steps={every}"]
+    common += [f"trainer.val_check_interval={val}"] if val else ["trainer.limit_val_batches=0"]
+    with composed("train", tmp_path / "straight", common) as cfg:
+        train(cfg)
+    stop = ["+callbacks.crash._target_=tests.helpers.CrashAtStep", f"+callbacks.crash.step={crash}"]
+    with composed("train", tmp_path / "resumed", [*common, *stop]) as cfg, pytest.raises(RuntimeError):
+        train(cfg)
+    assert _weights(tmp_path / "resumed")["global_step"] == crash - 1  # stopped half-way
+    with composed("train", tmp_path / "resumed", [*common, "ckpt_path=last"]) as cfg:
+        train(cfg)
+    straight, resumed = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    assert straight.pop("global_step") == resumed.pop("global_step") == 8
+    largest = max(float((straight[k].float() - resumed[k].float()).abs().max()) for k in straight)
+    print(f"{case}: largest weight difference {largest:.3g}")
+    torch.testing.assert_close(resumed, straight, rtol=1e-6, atol=1e-7)
