@@ -27,6 +27,12 @@ templates through ``CLIPBackbone.encode_vocabulary`` (random ViT-B/16 text tower
 then in bf16 as ``precision=bf16`` runs it, in CPU seconds (``time.process_time``) and wall seconds, and
 the cosine of each class's bf16 embedding to its fp32 one. ``--text-fraction`` keeps every n-th class
 (times are then scaled to the whole vocabulary by the prompt count).
+
+``--demo CKPT`` times the browser demo's work per photo instead (a separate JSON): the demo's own
+``build_from_config`` at ``precision=fp32`` and ``precision=bf16`` (two sessions, one process), then
+``DemoSession.segment`` of a 640×480 toy-world photo with the ``toy`` vocabulary — once each (the first
+answer, text encoding included unless cached), then ``--repeats`` rounds alternating (text cached) —
+in wall and CPU seconds, and the share of pixels whose labels agree. No server, no Gradio round trip.
 """
 
 from __future__ import annotations
@@ -109,6 +115,45 @@ def text_benchmark(vocabulary: str, fraction: float) -> dict[str, Any]:
     return out
 
 
+def demo_benchmark(ckpt: str, repeats: int) -> dict[str, Any]:
+    """Seconds per 640×480 photo of the demo's session at fp32 and bf16 (see the module docstring)."""
+    import tempfile
+
+    from hydra import compose, initialize_config_dir
+
+    from mrovseg.config import CONF_DIR
+    from mrovseg.demo.app import build_from_config
+    from mrovseg.demo.session import benchmark_names, example_images
+
+    out = Path(tempfile.mkdtemp(prefix="bench-precision-demo-"))
+    photo = example_images(out / "photo", count=1, size=(480, 640))[0]
+    vocabulary = benchmark_names("toy")
+    sessions = {}
+    for precision in ("fp32", "bf16"):
+        overrides = [f"ckpt_path={ckpt}", f"precision={precision}", "demo.num_examples=1"]
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            cfg = compose("demo", [*overrides, f"output_dir={out / precision}"])
+        sessions[precision] = build_from_config(cfg)[1]
+    result: dict[str, Any] = {}
+    labels = {}
+    for name, session in sessions.items():  # the first answer
+        start, cpu = time.perf_counter(), time.process_time()
+        labels[name] = session.segment(photo, vocabulary, 0.5).result.labels
+        result[f"{name}_first_s"] = round(time.perf_counter() - start, 2)
+        result[f"{name}_first_cpu_s"] = round(time.process_time() - cpu, 2)
+    runs: dict[str, list[float]] = {f"{n}_{k}": [] for n in sessions for k in ("s", "cpu_s")}
+    for _ in range(repeats):
+        for name, session in sessions.items():
+            start, cpu = time.perf_counter(), time.process_time()
+            session.segment(photo, vocabulary, 0.5)
+            runs[f"{name}_s"].append(time.perf_counter() - start)
+            runs[f"{name}_cpu_s"].append(time.process_time() - cpu)
+    result.update({k: round(statistics.median(v), 2) for k, v in runs.items()})
+    result["label_agreement"] = round(float((labels["fp32"] == labels["bf16"]).mean()), 6)
+    result.update(photo="640x480", threads=torch.get_num_threads(), torch=torch.__version__)
+    return result
+
+
 def timed(fn: Callable[[], Any], clock: Callable[[], float] = time.perf_counter) -> float:
     start = clock()
     fn()
@@ -139,12 +184,17 @@ def main() -> None:
         "--text", metavar="VOCABULARY", help="measure the text tower on this vocabulary instead"
     )
     parser.add_argument("--text-fraction", type=float, default=1.0, help="share of the classes encoded")
+    parser.add_argument("--demo", metavar="CKPT", help="time the demo's segmentation of a photo instead")
     args = parser.parse_args()
     if args.repeats < 3:
         parser.error("--repeats must be at least 3")
     torch.set_num_threads(args.threads)
-    if args.text:
-        result = text_benchmark(args.text, args.text_fraction)
+    if args.text or args.demo:
+        result = (
+            text_benchmark(args.text, args.text_fraction)
+            if args.text
+            else demo_benchmark(args.demo, args.repeats)
+        )
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result, indent=2))
@@ -206,17 +256,16 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
-    print(
-        f"{built.label} {args.size}², {args.classes} classes, {flops / 1e9:.1f} GFLOPs, {args.threads} threads, "
-        f"{args.clock} clock, "
-        f"median of {args.repeats}; matmul {n}²: fp32 {rate['fp32'] / 1e9:.0f} GFLOP/s, bf16 "
-        f"{rate['bf16'] / 1e9:.0f} GFLOP/s; bf16 {med['fp32'] / med['bf16']:.2f}x fp32, "
-        f"{med['bf16'] / (flops / rate['bf16']):.2f}x its floor; int8 ({backend}) "
-        f"{med['fp32'] / med['int8']:.2f}x fp32, {med['int8'] / med['bf16']:.2f}x bf16's time; "
-        f"runs {json.dumps({k: [round(t, 3) for t in v] for k, v in times.items()})}; "
+    summary = [
+        f"{built.label} {args.size}², {args.classes} classes, {flops / 1e9:.1f} GFLOPs",
+        f"{args.threads} threads, {args.clock} clock, median of {args.repeats}",
+        f"matmul {n}²: fp32 {rate['fp32'] / 1e9:.0f} GFLOP/s, bf16 {rate['bf16'] / 1e9:.0f} GFLOP/s",
+        f"bf16 {med['fp32'] / med['bf16']:.2f}x fp32, {med['bf16'] / (flops / rate['bf16']):.2f}x its floor",
+        f"int8 ({backend}) {med['fp32'] / med['int8']:.2f}x fp32, {med['int8'] / med['bf16']:.2f}x bf16 time",
+        f"runs {json.dumps({k: [round(t, 3) for t in v] for k, v in times.items()})}",
         f"load average {os.getloadavg()}",
-        file=sys.stderr,
-    )
+    ]
+    print("; ".join(summary), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,9 @@ def direct_last_block(
     d = d_model // heads
     z = blk.ln_1(x)
     w, b = attn.in_proj_weight, attn.in_proj_bias
-    q, k, v = (z @ w[i * d_model : (i + 1) * d_model].T + b[i * d_model : (i + 1) * d_model] for i in range(3))
+    q, k, v = (
+        z @ w[i * d_model : (i + 1) * d_model].T + b[i * d_model : (i + 1) * d_model] for i in range(3)
+    )
     q, k, v = (t.view(x.shape[0], x.shape[1], heads, d).transpose(1, 2) for t in (q, k, v))
     s = d**-0.5
     omega = _omega(GRID, sigma) if sigma is not None else 0.0
@@ -138,7 +140,9 @@ def test_patch_embeddings_are_the_head_on_the_rebuilt_block(toy_backbone: CLIPBa
 
 
 # ---------------------------------------------------------------- dense CLIP in the family's terms
-def _old_dense_clip(bb: CLIPBackbone, images: torch.Tensor, text: torch.Tensor, residual: bool) -> torch.Tensor:
+def _old_dense_clip(
+    bb: CLIPBackbone, images: torch.Tensor, text: torch.Tensor, residual: bool
+) -> torch.Tensor:
     """DenseCLIP.semantic_scores as the stand-alone class computed it before the family existed."""
     feats = bb.forward_views(bb.normalize(images), tap_layers=[bb.depth - 1], cls_layer=bb.depth)
     y = bb.value_path(feats.layers[bb.depth - 1], residual=residual)
@@ -160,8 +164,8 @@ def test_switches_reproduce_dense_clip_bit_for_bit(
         dense = DenseCLIP(toy_backbone, residual=residual).semantic_scores(images, text_embeddings)
         family = switches.semantic_scores(images, text_embeddings)
     assert torch.equal(dense, old) and torch.equal(family, old)
-    scores = torch.rand(3, 10, 12)
-    assert DenseCLIP(toy_backbone).refine_scores(torch.rand(3, 10, 12), scores) is scores  # nothing after merging
+    scores = torch.rand(3, 10, 12)  # nothing happens after the windows are merged
+    assert DenseCLIP(toy_backbone).refine_scores(torch.rand(3, 10, 12), scores) is scores
 
 
 # ---------------------------------------------------------------- NACLIP's kernel, scores after merging

@@ -14,10 +14,10 @@ as their ``pamr.py`` runs it:
 * each step: ``m_k(i) ← Σ_j w_ij · m_k(j)`` for every class ``k``.
 
 The reference builds a ``(K, P, H, W)`` tensor per step and a second one for the product (≈3.4 GB each
-for ADE's 150 classes at 512×683, facts §3). Here the weights ``(P, H, W)`` are computed once, classes
-are processed in chunks of at most ``chunk_bytes`` per map, and each step accumulates the ``P``
-neighbours one at a time: beyond the ``(K, H, W)`` input (overwritten with the result) memory is about
-three chunk maps. The result equals the reference up to float rounding
+for ADE's 150 classes at 512×683, facts §3). Here the weights ``(P, H, W)`` are computed once, one
+neighbour at a time, classes are processed in chunks of at most ``chunk_bytes`` per map, and each step
+accumulates the ``P`` neighbours one at a time: beyond the ``(K, H, W)`` input (overwritten with the
+result) memory is the weights and about three chunk maps, whatever ``K`` is. The result equals the reference up to float rounding
 (``tests/model/test_training_free.py``).
 Cost: BENCHMARKS.md, "Training-free CLIP" (``scripts/bench_pamr.py``).
 """
@@ -46,14 +46,17 @@ def shifted(x: torch.Tensor, dilation: int, centre: bool = False) -> list[torch.
 
 
 def pamr_weights(image: torch.Tensor, dilations: Sequence[int]) -> torch.Tensor:
-    """The neighbour weights ``(P, H, W)`` of an image ``(C, H, W)`` (each pixel's sum to 1 over ``P``)."""
+    """The neighbour weights ``(P, H, W)`` of an image ``(C, H, W)`` (each pixel's sum to 1 over ``P``),
+    built one neighbour at a time: a few ``(C, H, W)`` maps besides the result."""
     img = image.float()
-    values = torch.stack([v for d in dilations for v in shifted(img, d, centre=True)])  # (9·n, C, H, W)
-    std = values.std(dim=0)
-    del values
-    diffs = [(img - n).abs_() for d in dilations for n in shifted(img, d)]
-    affinity = torch.stack(diffs).div_(-(1e-8 + 0.1 * std))  # (P, C, H, W)
-    return affinity.mean(dim=1).softmax(dim=0)
+    count = 9 * len(dilations)
+    mean = sum(v for d in dilations for v in shifted(img, d, centre=True)) / count
+    var = sum((v - mean).pow_(2) for d in dilations for v in shifted(img, d, centre=True)) / (count - 1)
+    denominator = var.sqrt_().mul_(0.1).add_(1e-8)  # 1e-8 + 0.1 · σ_c(i), σ unbiased as torch.std
+    affinity = [
+        (img - n).abs_().div_(denominator).mean(dim=0).neg_() for d in dilations for n in shifted(img, d)
+    ]
+    return torch.stack(affinity).softmax(dim=0)
 
 
 def pamr(
