@@ -1,5 +1,5 @@
 """Sweeps beyond one process: Hydra's submitit launcher (``hydra/launcher=local|slurm``) and Optuna
-search (``+hparams_search=...``), W&B grouping of a sweep, and ``scripts/seeds.py`` on a submitit sweep.
+search (``hparams_search=...``), W&B grouping of a sweep, and ``scripts/seeds.py`` on a submitit sweep.
 
 SLURM is tested without a cluster: the composed launcher config, Lightning's SLURM plugin built from it
 under SLURM's variables, and the sbatch script submitit writes (a stand-in ``sbatch`` on ``PATH`` keeps a
@@ -286,7 +286,7 @@ def test_optuna_search_records_three_trials_and_the_best(tmp_path: Path) -> None
 
     sweep = tmp_path / "search"
     searched = ("module.optimizer.lr", "model.adapter.num_queries", "model.adapter.depth")
-    args = ["+hparams_search=toy", "hydra.sweeper.n_trials=3", "clip.pretrained=null"]
+    args = ["hparams_search=toy", "hydra.sweeper.n_trials=3", "clip.pretrained=null"]
     args += [*without(TINY, *searched), f"hydra.sweep.dir={sweep}"]
     proc = run_entry_point("mrovseg.train", args, timeout=600)
     assert proc.returncode == 0, describe(proc)
@@ -306,7 +306,7 @@ def test_optuna_search_records_three_trials_and_the_best(tmp_path: Path) -> None
     assert result["best_value"] == max(values)
     assert result["best_params"] == trials[values.index(max(values))]
     # fixed seed: the trials are TPE's first proposals for this space and seed, whatever the run
-    cfg = compose_with_hydra("train", ["+hparams_search=toy"]).hydra.sweeper
+    cfg = compose_with_hydra("train", ["hparams_search=toy"]).hydra.sweeper
     space, _ = create_params_from_overrides([f"{k}={v}" for k, v in cfg.params.items()])
     sampler = optuna.samplers.TPESampler(seed=cfg.sampler.seed, n_startup_trials=cfg.sampler.n_startup_trials)
     study = optuna.create_study(sampler=sampler, direction="maximize")

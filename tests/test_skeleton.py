@@ -151,7 +151,7 @@ def test_checkpoints_of_the_earlier_layout_load_and_predict_the_same_labels(meth
     assert stored["module"]["_target_"] in MOVED_TARGETS  # really the old layout
     expected = np.load(FIXTURES / "expected_labels.npz")
     torch.manual_seed(0)
-    result = Segmenter.from_checkpoint(path)(expected["image"], vocabulary="toy")
+    result = Segmenter.from_checkpoint(path, precision="fp32")(expected["image"], vocabulary="toy")
     np.testing.assert_array_equal(result.labels, expected[method])
 
 
@@ -178,5 +178,15 @@ def test_checkpoint_whose_baseline_config_carries_mrovseg_options_still_loads(tm
     path = tmp_path / "ovseg_with_mrovseg_options.ckpt"
     torch.save(ckpt, path)
     expected = np.load(FIXTURES / "expected_labels.npz")
-    result = Segmenter.from_checkpoint(path)(expected["image"], vocabulary="toy")
+    result = Segmenter.from_checkpoint(path, precision="fp32")(expected["image"], vocabulary="toy")
     np.testing.assert_array_equal(result.labels, expected["ovseg"])
+
+
+def test_every_console_script_points_at_a_function() -> None:
+    import importlib
+
+    tomllib = pytest.importorskip("tomllib")
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    for name, target in scripts.items():
+        module, func = target.split(":")
+        assert callable(getattr(importlib.import_module(module), func, None)), (name, target)

@@ -2,6 +2,8 @@
 
     python -m mrovseg.eval experiment=vitb16 ckpt_path=<file> eval.benchmarks=[ade150,pc59] data.root=<dir>
 
+``ckpt_path`` is a checkpoint, a Hub folder or ``hf://owner/name`` (:mod:`mrovseg.serving.hub_format`).
+
 Writes ``metrics.json`` = ``{"<benchmark>": {"mIoU", "pixel_acc", "per_class_iou": {name: IoU},
 "num_images", ...}}`` into the run directory and, with ``eval.save_predictions=true``, one label
 PNG per input (uint16 when K > 255) under ``predictions/<benchmark>/<image stem>.png``.
@@ -73,6 +75,7 @@ def apply_precision(cfg: DictConfig, model: Any) -> str | None:
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Runs the test loop over every configured benchmark and writes metrics.json."""
     from mrovseg.config_checks import check_config
+    from mrovseg.serving.hub_format import read_model
     from mrovseg.training.callbacks.prediction_writer import PredictionWriter
     from mrovseg.training.checkpoint import (
         build_config_of,
@@ -87,8 +90,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     select_benchmarks(cfg)
     out_dir = Path(cfg.paths.output_dir)
     if cfg.get("ckpt_path"):
-        build_cfg = build_config_with_overrides(cfg, cfg.ckpt_path, command_line_overrides())
-        module = load_module(cfg.ckpt_path, build_cfg=build_cfg)
+        ckpt = read_model(cfg.ckpt_path)  # a .ckpt, a Hub folder or hf://owner/name
+        build_cfg = build_config_with_overrides(cfg, ckpt, command_line_overrides(), source=cfg.ckpt_path)
+        module = load_module(ckpt, build_cfg=build_cfg, source=cfg.ckpt_path)
     else:
         module = build_module(build_config_of(cfg))
         if module.model.trainable_parameters():

@@ -2,6 +2,8 @@
 
     python -m mrovseg.predict ckpt_path=<file> inputs=<files | folder | glob> vocabulary=[cat,"sofa, couch"]
 
+``ckpt_path`` is a checkpoint, a Hub folder or ``hf://owner/name`` (:mod:`mrovseg.serving.hub_format`).
+
 For every input image ``<stem>`` it writes, into ``output_dir`` (default: the Hydra run directory):
 
 * ``<stem>_overlay.png`` — the image blended with the class colours (:func:`mrovseg.serving.overlay.palette`: fixed and

@@ -2,6 +2,7 @@
 
     python -m mrovseg.demo ckpt_path=outputs/train/runs/<run>/checkpoints/last.ckpt   # or: mrovseg-demo ...
     python -m mrovseg.demo model=naclip    # no checkpoint: a training-free model on CLIP alone (ViT-B/16)
+    python -m mrovseg.demo ckpt_path=hf://owner/name   # a model shared on the Hub (or its folder)
     # then open http://127.0.0.1:7860
 
 Drop a photo (or pick an example), type a vocabulary — one class per line, synonyms after commas — or

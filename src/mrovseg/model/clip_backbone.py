@@ -122,6 +122,17 @@ class CLIPBackbone(nn.Module):
         super().train(False)
         return self
 
+    def cast_weights(self, dtype: torch.dtype) -> None:
+        """Converts the CLIP's linear and convolution weights (and attention in-projections) to ``dtype``,
+        in place; norms stay fp32 (bf16 inference: :mod:`mrovseg.serving.precision`)."""
+        for mod in self.clip.modules():
+            if isinstance(mod, (nn.Linear, nn.Conv2d)):
+                mod.to(dtype)
+            elif isinstance(mod, nn.MultiheadAttention) and mod.in_proj_weight is not None:
+                mod.in_proj_weight.data = mod.in_proj_weight.data.to(dtype)
+                if mod.in_proj_bias is not None:
+                    mod.in_proj_bias.data = mod.in_proj_bias.data.to(dtype)
+
     @property
     def blocks(self) -> nn.ModuleList:
         return self.visual.transformer.resblocks

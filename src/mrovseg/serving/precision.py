@@ -173,17 +173,6 @@ def precision_context(precision: str, device: torch.device | str) -> AbstractCon
     return nullcontext()
 
 
-def _bf16_weights(clip: nn.Module) -> None:
-    """Converts the linear and convolution weights of ``clip`` to bf16, in place (norms stay fp32)."""
-    for mod in clip.modules():
-        if isinstance(mod, (nn.Linear, nn.Conv2d)):
-            mod.to(torch.bfloat16)
-        elif isinstance(mod, nn.MultiheadAttention) and mod.in_proj_weight is not None:
-            mod.in_proj_weight.data = mod.in_proj_weight.data.to(torch.bfloat16)
-            if mod.in_proj_bias is not None:
-                mod.in_proj_bias.data = mod.in_proj_bias.data.to(torch.bfloat16)
-
-
 def prepare_model(model: nn.Module, precision: str) -> nn.Module:
     """Readies a model ending in ``model.backbone`` (a :class:`~mrovseg.model.clip_backbone.CLIPBackbone`)
     for a resolved ``precision``, in place; returns it.
@@ -208,7 +197,7 @@ def prepare_model(model: nn.Module, precision: str) -> nn.Module:
         for cache in ("_text_cache", "_name_cache"):  # entries computed in fp32
             if isinstance(getattr(backbone, cache, None), dict):
                 getattr(backbone, cache).clear()
-        _bf16_weights(backbone.clip)
+        backbone.cast_weights(torch.bfloat16)
     elif precision != "fp32":
         raise ValueError(f"Expected a resolved precision (fp32 or bf16), got {precision!r}.")
     setattr(model, _MARK, precision)

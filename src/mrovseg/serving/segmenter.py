@@ -228,7 +228,7 @@ class Segmenter:
         """Rebuilds the model stored in a checkpoint of ``mrovseg.train`` (the file is read once).
 
         Args:
-            path: The checkpoint (its build config names the CLIP and the architecture).
+            path: The checkpoint (its build config names the CLIP and the architecture), or a Hub folder.
             device: ``cpu``, ``cuda``, ``cuda:<i>`` or ``auto``.
             clip_pretrained: CLIP weight source replacing the checkpoint's (an open_clip tag or a local
                 file, for offline machines); None keeps the checkpoint's.
@@ -247,12 +247,8 @@ class Segmenter:
             FileNotFoundError: The checkpoint does not exist.
             ValueError: The file is not an mrovseg checkpoint, or its CLIP differs from the requested one.
         """
-        from mrovseg.training.checkpoint import (
-            check_clip_matches,
-            load_module,
-            read_checkpoint,
-            stored_short_side,
-        )
+        from mrovseg.serving.hub_format import read_model
+        from mrovseg.training.checkpoint import check_clip_matches, load_module, stored_short_side
 
         device = resolve_device(device)  # fail on an unavailable GPU before reading anything
         precision = check_precision(precision)  # and on a bad precision (auto is resolved for the model)
@@ -260,7 +256,7 @@ class Segmenter:
         overrides = dict(clip_overrides or {})
         if clip_pretrained is not None:
             overrides["pretrained"] = str(clip_pretrained)
-        ckpt = read_checkpoint(path)
+        ckpt = read_model(path)  # a .ckpt, or a Hub folder: safetensors + JSON
         if overrides.get("model_name") is not None:
             check_clip_matches(ckpt, str(overrides["model_name"]), source=path)
         module = load_module(ckpt, clip_overrides=overrides or None, source=path)
@@ -286,6 +282,17 @@ class Segmenter:
             max_pixels=max_pixels,
             on_large=on_large,
         )
+
+    @classmethod
+    def from_pretrained(
+        cls, name: str | os.PathLike, revision: str | None = None, **options: Any
+    ) -> Segmenter:
+        """A model shared as a Hub folder (``python -m mrovseg.hub``): a local folder or a Hugging Face repo id
+        ``owner/name`` at ``revision``, through huggingface_hub's cache (``HF_HUB_OFFLINE=1``: cache only).
+        Reads safetensors and JSON only. ``options``: :meth:`from_checkpoint`'s."""
+        from mrovseg.serving.hub_format import hub_folder
+
+        return cls.from_checkpoint(hub_folder(name, revision), **options)
 
     @classmethod
     def from_config(cls, config: Any, overrides: Sequence[str] = (), **options: Any) -> Segmenter:

@@ -127,9 +127,15 @@ def apply_overrides(cfg: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
     return OmegaConf.to_container(merged, resolve=False)
 
 
-def build_config_with_overrides(cfg: DictConfig, ckpt_path: str | Path, overrides: Sequence[str]) -> dict:
+def build_config_with_overrides(
+    cfg: DictConfig,
+    ckpt_path: str | Path | dict[str, Any],
+    overrides: Sequence[str],
+    source: str | Path | None = None,
+) -> dict:
     """The build config to evaluate a checkpoint with: the one stored in the checkpoint plus the
     ``clip.``/``model.``/``criterion.``/``module.`` ``overrides`` (the command line's).
+    ``ckpt_path`` may be the checkpoint's contents already read (a Hub folder's too), named ``source``.
 
     The composed experiment ``cfg`` only supplies what the checkpoint does not store. Settings of the
     experiment that differ from the checkpoint's are reported (the checkpoint's are used).
@@ -138,7 +144,8 @@ def build_config_with_overrides(cfg: DictConfig, ckpt_path: str | Path, override
         ValueError: The experiment asks for another CLIP than the checkpoint's.
     """
     composed = build_config_of(cfg)
-    stored = read_checkpoint(ckpt_path).get(CONFIG_KEY)
+    stored = _as_checkpoint(ckpt_path).get(CONFIG_KEY)
+    ckpt_path = source if source is not None else ckpt_path  # its name in the messages
     if stored is None:
         log.warning("%s stores no build config; using the composed experiment config.", ckpt_path)
         return composed
