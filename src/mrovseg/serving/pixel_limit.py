@@ -122,7 +122,7 @@ def _resize(rgb: np.ndarray, scale: float) -> np.ndarray:
 
     h, w = rgb.shape[:2]
     size = (max(1, int(w * scale)), max(1, int(h * scale)))
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
+    return np.array(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
 
 
 def working_short_side(
