@@ -73,12 +73,18 @@ DEFAULT_SCHEDULER = partial(ClosedFormPolynomialLR, power=0.9)
 
 
 def two_stage_lr(
-    optimizer: torch.optim.Optimizer, total_iters: int, first_stage: int, warmup: int, power: float = 0.9
+    optimizer: torch.optim.Optimizer,
+    total_iters: int,
+    first_stage: int,
+    warmup: int,
+    power: float = 0.9,
+    warmup_iters: int = 0,
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """OVSeg's schedule (``conf/module/ovseg.yaml``): each parameter group (``group["stage"]``: 1 or 2)
     trains in its own stage and has zero lr outside it.
 
-    Stage 1 (steps ``[0, first_stage)``): poly decay ``(1 - step / first_stage) ** power``, as MROVSeg.
+    Stage 1 (steps ``[0, first_stage)``): poly decay ``(1 - step / first_stage) ** power``, as MROVSeg,
+    with MROVSeg's optional linear warm-up over its first ``warmup_iters`` steps.
     Stage 2 (the rest): linear warm-up over ``min(warmup, stage length // 2)`` steps, then cosine to 0
     (ov-seg's mask prompt tuning).
     """
@@ -87,7 +93,10 @@ def two_stage_lr(
     warm = max(1, min(warmup, second // 2))
 
     def stage1(step: int) -> float:
-        return max(0.0, 1.0 - step / max(1, first)) ** power if step < first else 0.0
+        if step >= first:
+            return 0.0
+        factor = max(0.0, 1.0 - step / max(1, first)) ** power
+        return factor * (step + 1) / warmup_iters if step < warmup_iters else factor
 
     def stage2(step: int) -> float:
         s = step - first
