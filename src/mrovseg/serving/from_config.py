@@ -146,17 +146,8 @@ def segmenter_from_config(
         )
     if short_side == "auto":
         short_side = (build.get("inference") or {}).get("short_side", DEFAULT_EVAL_SHORT_SIDE)
-    hp = module.hparams
-    return cls(
-        module.model,
-        module.templates,
-        window=hp.window,
-        window_overlap=hp.window_overlap,
-        window_batch=window_batch if window_batch is not None else hp.window_batch,
-        device=device,
-        short_side=short_side,
-        precision=precision,
-        **segmenter_options,
+    return cls.from_module(
+        module, window_batch, device=device, short_side=short_side, precision=precision, **segmenter_options
     )
 
 

@@ -269,19 +269,18 @@ class Segmenter:
             )
         if short_side == "auto":
             short_side = stored_short_side(ckpt)
+        return cls.from_module(
+            module, window_batch, device=device, short_side=short_side, precision=precision,
+            max_pixels=max_pixels, on_large=on_large,
+        )  # fmt: skip
+
+    @classmethod
+    def from_module(cls, module: Any, window_batch: int | None = None, **options: Any) -> Segmenter:
+        """The model, templates and sliding-window settings of a built module (``window_batch``: None
+        keeps the module's); ``options`` as the constructor's."""
         hp = module.hparams
-        return cls(
-            module.model,
-            module.templates,
-            window=hp.window,
-            window_overlap=hp.window_overlap,
-            window_batch=window_batch if window_batch is not None else hp.window_batch,
-            device=device,
-            short_side=short_side,
-            precision=precision,
-            max_pixels=max_pixels,
-            on_large=on_large,
-        )
+        batch = window_batch if window_batch is not None else hp.window_batch
+        return cls(module.model, module.templates, hp.window, hp.window_overlap, batch, **options)
 
     @classmethod
     def from_pretrained(
