@@ -68,11 +68,14 @@ def test_build_config_of_an_older_checkpoint_is_upgraded_to_partial_optimizer_co
         today = build_config_of(cfg)
     old = OmegaConf.to_container(OmegaConf.create(today))
     old["module"].pop("optimizer"), old["module"].pop("scheduler")
-    old["module"].update(lr=1e-3, weight_decay=1e-4, poly_power=0.9, num_log_images=4, prediction_dir=None)
+    lr = today["module"]["optimizer"]["lr"]
+    old["module"].update(lr=lr, weight_decay=1e-4, poly_power=0.9, num_log_images=4, prediction_dir=None)
     upgraded = upgrade_build_config(old)
-    assert upgraded == today  # the toy experiment's lr 1e-3
+    expected = OmegaConf.to_container(OmegaConf.create(today))
+    expected["module"]["scheduler"]["warmup_iters"] = 0  # runs of that format had no warm-up
+    assert upgraded == expected
     assert upgrade_build_config(today) == today
-    assert build_module(upgraded).make_optimizer.keywords == {"lr": 1e-3, "weight_decay": 1e-4}
+    assert build_module(upgraded).make_optimizer.keywords == {"lr": lr, "weight_decay": 1e-4}
 
 
 def test_checkpoints_from_before_the_cls_key_switch_keep_the_cls_key() -> None:

@@ -66,7 +66,7 @@ def test_full_default_experiment(tmp_path: Path) -> None:
     toy = metrics["toy"]
     for key in KEYS:
         assert printed[key] == pytest.approx(toy[key], abs=0.01)
-    assert toy["num_images"] == 256
+    assert toy["num_images"] == 512
     assert toy["mIoU"] >= MIN_MIOU
     assert toy["base_mIoU"] >= MIN_BASE
     assert toy["novel_mIoU"] >= MIN_NOVEL_SHARE * toy["base_mIoU"]

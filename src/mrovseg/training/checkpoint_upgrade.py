@@ -91,6 +91,7 @@ def upgrade_build_config(build_cfg: dict[str, Any]) -> dict[str, Any]:
         optimizer.update({k: module.pop(k) for k in ("lr", "weight_decay", "betas") if k in module})
         scheduler = {"_target_": "mrovseg.training.optim.ClosedFormPolynomialLR", "_partial_": True}
         scheduler["power"] = module.pop("poly_power", 0.9)
+        scheduler["warmup_iters"] = 0  # those runs had no warm-up
         for key in ("num_log_images", "prediction_dir"):  # now callbacks' settings
             module.pop(key, None)
         module.update(optimizer=optimizer, scheduler=scheduler)
