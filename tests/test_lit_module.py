@@ -117,7 +117,9 @@ def test_non_finite_loss_stops_training_naming_the_step(
 
 def test_optimizer_skips_clip_and_decays_lr_polynomially(tmp_path: Path) -> None:
     with composed(
-        "train", tmp_path, ["module.optimizer.lr=1e-3", "module.optimizer.weight_decay=0.05"]
+        "train",
+        tmp_path,
+        ["module.optimizer.lr=1e-3", "module.optimizer.weight_decay=0.05", "module.scheduler.warmup_iters=0"],
     ) as cfg:
         module = build_module(build_config_of(cfg))
     module._trainer = SimpleNamespace(estimated_stepping_batches=10)  # configure_optimizers reads it
