@@ -21,6 +21,7 @@ from mrovseg.data.toy_datamodule import ToyDataModule
 from mrovseg.model.inference import sliding_window, upsample_argmax
 from mrovseg.model.mgca.units import semantic_units, unit_scores
 from mrovseg.training.checkpoint import load_module
+from mrovseg.training.metrics import result_entry
 from mrovseg.training.mrovseg import Benchmark
 from mrovseg.training.trainer import write_metrics
 
@@ -70,9 +71,7 @@ def main() -> None:
                 pred = upsample_argmax(part, tuple(label.shape))
                 metrics[name].update(pred[None], label[None], regions)
     for name, metric in metrics.items():
-        res = metric.compute()
-        entry = {key: float(v) for key, v in res.items() if key not in ("per_class_iou", "num_images")}
-        entry["num_images"] = int(res["num_images"])
+        entry = result_entry(metric.compute(), bench.class_names)
         write_metrics({bench.name: entry}, args.out / name / "metrics.json")
 
 

@@ -94,18 +94,12 @@ OVERFIT: list[str] = [
     "criterion.matcher.num_points=1024",
 ]
 
-#: The keys of every benchmark entry of ``metrics.json`` for the toy world (it has base/novel classes
-#: and a small-object region).
-METRIC_KEYS = {
-    "mIoU",
-    "base_mIoU",
-    "novel_mIoU",
-    "hIoU",
-    "small_mIoU",
-    "pixel_acc",
-    "per_class_iou",
-    "num_images",
-}
+#: The scalar metrics of a toy-world entry of ``metrics.json`` (base/novel classes, a small-object region).
+SCALAR_KEYS = {"mIoU", "base_mIoU", "novel_mIoU", "hIoU", "small_mIoU", "pixel_acc"}
+#: Their 95 % bootstrap intervals (every mean metric; pixel accuracy has none).
+INTERVAL_KEYS = {f"{k}_ci95" for k in SCALAR_KEYS - {"pixel_acc"}}
+#: The keys of every benchmark entry of ``metrics.json`` for the toy world.
+METRIC_KEYS = SCALAR_KEYS | INTERVAL_KEYS | {"per_class_iou", "num_images", "ci_resamples"}
 
 TOY_CLIP_CONFIG = ASSETS_DIR / "toy_clip" / "toy-vit-p4-32.json"
 

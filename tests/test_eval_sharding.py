@@ -37,12 +37,14 @@ def _sample(index: int) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
-def _confmat(indices: list[int] | range) -> tuple[torch.Tensor, int]:
+def _confmat(indices: list[int] | range) -> tuple[torch.Tensor, int, list[float]]:
+    """The confusion matrix, image count and bootstrap mIoU interval, over all processes."""
     metric = SegMetrics(K)
     for i in indices:
         metric.update(*_sample(i))
+    ci = metric.compute()["mIoU_ci95"].tolist()  # compute() gathers the per-image counts of every process
     with metric.sync_context():  # sums over processes when a process group exists
-        return metric.confmat.clone(), int(metric.num_images)
+        return metric.confmat.clone(), int(metric.num_images), ci
 
 
 def _worker(rank: int, world: int, port: int, n: int, out: str) -> None:
@@ -55,8 +57,8 @@ def _worker(rank: int, world: int, port: int, n: int, out: str) -> None:
             ("unpadded", eval_sampler(data, world, rank)),
             ("padded", DistributedSampler(data, num_replicas=world, rank=rank, shuffle=False)),
         ):
-            confmat, num_images = _confmat(list(sampler))
-            results[name] = {"confmat": confmat, "num_images": num_images}
+            confmat, num_images, ci = _confmat(list(sampler))
+            results[name] = {"confmat": confmat, "num_images": num_images, "ci": ci}
         if rank == 0:
             torch.save(results, out)
     finally:
@@ -114,10 +116,11 @@ def test_two_gloo_processes_give_the_confusion_matrix_of_one(tmp_path: Path) -> 
     out = tmp_path / "rank0.pt"
     mp.spawn(_worker, args=(2, _free_port(), 5, str(out)), nprocs=2, join=True)
     got = torch.load(out)
-    single, count = _confmat(range(5))
+    single, count, single_ci = _confmat(range(5))
     assert count == 5
     assert got["unpadded"]["num_images"] == 5
     torch.testing.assert_close(got["unpadded"]["confmat"], single, rtol=0, atol=0)
+    assert got["unpadded"]["ci"] == single_ci  # the bootstrap interval is exact under DDP too
     # the measured bug: torch's padded sampler scores image 0 twice
     assert got["padded"]["num_images"] == 6
     torch.testing.assert_close(got["padded"]["confmat"], single + _confmat([0])[0], rtol=0, atol=0)

@@ -80,7 +80,8 @@ def test_eval_step_accumulates_what_a_numpy_confusion_matrix_gives(
         assert got["num_images"] == 3
         keys = ["mIoU", "pixel_acc", "small_mIoU"]
         keys += ["base_mIoU", "novel_mIoU", "hIoU"] if bench.seen_classes else []
-        assert set(got) == {*keys, "per_class_iou", "num_images"}
+        intervals = {f"{key}_ci95" for key in keys if key != "pixel_acc"}
+        assert set(got) == {*keys, *intervals, "per_class_iou", "num_images", "ci_resamples"}
         for key in keys:
             assert got[key] == pytest.approx(ref[key], abs=1e-9), (bench.name, key)
         np.testing.assert_allclose(list(got["per_class_iou"].values()), ref["per_class_iou"], atol=1e-9)

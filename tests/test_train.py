@@ -19,8 +19,10 @@ from mrovseg.train import train
 from mrovseg.training.callbacks.wandb_logging import overlay_payload
 from mrovseg.training.checkpoint import load_module
 from tests.helpers import (
+    INTERVAL_KEYS,
     METRIC_KEYS,
     OVERFIT,
+    SCALAR_KEYS,
     TINY,
     RecordTrainStart,
     composed,
@@ -62,8 +64,12 @@ def test_train_cli_writes_checkpoints_and_metrics(tmp_path: Path) -> None:
     assert set(entry) == METRIC_KEYS
     assert entry["num_images"] == 2
     assert list(entry["per_class_iou"]) == TOY_CLASSES
-    for key in METRIC_KEYS - {"per_class_iou", "num_images"}:
+    for key in SCALAR_KEYS:
         assert entry[key] is None or 0.0 <= entry[key] <= 100.0, key
+    for key in INTERVAL_KEYS:  # [lo, hi] over bootstrap resamples of the 2 images
+        lo, hi = entry[key]
+        assert lo is None or 0.0 <= lo <= hi <= 100.0, key
+    assert entry["ci_resamples"] == 1000
     with open(next(tmp_path.glob("csv/version_*/metrics.csv"))) as f:
         steps = [row for row in csv.DictReader(f) if row.get("train/loss")]
     assert len(steps) == 2 and all(math.isfinite(float(r["train/loss"])) for r in steps)

@@ -36,11 +36,15 @@ class BenchmarkInfo:
         name: Benchmark name (metric prefix, e.g. ``val/ade150/mIoU``).
         class_names: Vocabulary in label order; names may carry comma-separated synonyms.
         seen_classes: Indices of classes seen in training (base/novel/hIoU metrics), or None.
+        classes_of_interest: Indices whose mean IoU is reported as ``coi_mIoU`` (MESS), or None.
+        domain: The benchmark's domain (MESS: general, earth monitoring, medical, …), or None.
     """
 
     name: str
     class_names: list[str]
     seen_classes: list[int] | None = None
+    classes_of_interest: list[int] | None = None
+    domain: str | None = None
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from mrovseg.constants import IGNORE_INDEX
 from mrovseg.data.benchmarks import BenchmarkInfo
 from mrovseg.model.inference import refine_scores, sliding_window, upsample_argmax
 from mrovseg.training import checkpoint as ckpt_format
-from mrovseg.training.metrics import SegMetrics, per_class_iou_dict
+from mrovseg.training.metrics import SegMetrics, result_entry, scalar_metrics
 from mrovseg.training.optim import DEFAULT_OPTIMIZER, DEFAULT_SCHEDULER, decay_groups
 from mrovseg.training.speed import optimizer_options
 
@@ -103,7 +103,16 @@ class SegmentationModule(L.LightningModule):
     ) -> None:
         """Sets the training vocabulary and the evaluation benchmarks (one per dataloader)."""
         self.train_class_names = list(train_class_names) if train_class_names else None
-        self.benchmarks = [BenchmarkInfo(b.name, list(b.class_names), b.seen_classes) for b in benchmarks]
+        self.benchmarks = [
+            BenchmarkInfo(
+                b.name,
+                list(b.class_names),
+                b.seen_classes,
+                getattr(b, "classes_of_interest", None),
+                getattr(b, "domain", None),
+            )
+            for b in benchmarks
+        ]
         for b in self.benchmarks:
             if b.name not in self.metrics:
                 self.metrics[b.name] = self._new_metric(b, ())
@@ -111,7 +120,14 @@ class SegmentationModule(L.LightningModule):
     @staticmethod
     def _new_metric(bench: BenchmarkInfo, regions: Sequence[str]) -> SegMetrics:
         k = len(bench.class_names)
-        return SegMetrics(k, IGNORE_INDEX, bench.class_names, bench.seen_classes, region_names=tuple(regions))
+        return SegMetrics(
+            k,
+            IGNORE_INDEX,
+            bench.class_names,
+            bench.seen_classes,
+            region_names=tuple(regions),
+            classes_of_interest=bench.classes_of_interest,
+        )
 
     def setup(self, stage: str) -> None:
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
@@ -183,16 +199,12 @@ class SegmentationModule(L.LightningModule):
             metric: SegMetrics = self.metrics[bench.name]
             if not metric.update_called:
                 continue
-            res = metric.compute()
-            scalars = {k: float(v) for k, v in res.items() if k not in ("per_class_iou", "num_images")}
-            for key, value in scalars.items():
+            entry = result_entry(metric.compute(), bench.class_names)
+            for key, value in scalar_metrics(entry).items():
                 self.log(
                     f"{stage}/{bench.name}/{key}", value, prog_bar=key == "mIoU", add_dataloader_idx=False
                 )
             if not self.trainer.sanity_checking:
-                entry = dict(scalars)
-                entry["per_class_iou"] = per_class_iou_dict(res, bench.class_names)
-                entry["num_images"] = int(res["num_images"])
                 self.results.setdefault(stage, {})[bench.name] = entry
             metric.reset()
 

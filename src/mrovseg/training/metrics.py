@@ -17,19 +17,29 @@ the zero-shot segmentation literature. Named regions (bool masks, e.g. ``small``
 their own confusion matrix restricted to the region's pixels; ``<region>_mIoU`` averages over the
 classes present in the ground truth inside the region.
 
-Values are percentages (0–100). The confusion matrices are int64 states reduced by ``sum``, so
-torchmetrics synchronises them across DDP processes.
+Also, where configured: ``coi_mIoU``, the mean over a benchmark's classes of interest (MESS), and
+``synonym_mIoU``, mIoU when a pixel of class a predicted as class b counts as correct whenever a and b
+share a name (:func:`mrovseg.model.class_names.synonym_pairs`; ADE's "earth, ground" vs "land, ground,
+soil"). Every mean metric gets a 95 % bootstrap interval over images (``<metric>_ci95``,
+:mod:`mrovseg.training.bootstrap`) from per-image counts kept during the evaluation, so no second pass.
+
+Values are percentages (0–100). The confusion matrices are int64 states reduced by ``sum`` and the
+per-image counts list states gathered by ``cat``, so torchmetrics synchronises them across DDP processes
+(the bootstrap orders images canonically, so its interval does not depend on the sharding).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 
 from mrovseg.constants import IGNORE_INDEX
+from mrovseg.model.class_names import synonym_pairs
+from mrovseg.training import bootstrap
 
 
 def _bincount(x: Tensor, minlength: int) -> Tensor:
@@ -72,6 +82,8 @@ class SegMetrics(Metric):
         class_names: Optional K names, kept as ``self.class_names`` for :func:`per_class_iou_dict`.
         seen_classes: Indices of classes seen in training; enables base/novel/hIoU.
         region_names: Names of the boolean regions that :meth:`update` may receive.
+        classes_of_interest: Class indices whose mean IoU is reported as ``coi_mIoU`` (MESS).
+        num_resamples: Bootstrap resamples of the 95 % intervals (0: no intervals, no per-image state).
     """
 
     is_differentiable = False
@@ -85,6 +97,8 @@ class SegMetrics(Metric):
         class_names: Sequence[str] | None = None,
         seen_classes: Sequence[int] | None = None,
         region_names: Sequence[str] = (),
+        classes_of_interest: Sequence[int] | None = None,
+        num_resamples: int = bootstrap.NUM_RESAMPLES,
     ) -> None:
         super().__init__()
         if class_names is not None and len(class_names) != num_classes:
@@ -103,11 +117,33 @@ class SegMetrics(Metric):
                 raise ValueError(f"region name {name!r} is not an identifier")
             zeros = torch.zeros(num_classes, num_classes, dtype=torch.int64)
             self.add_state(self._state(name), default=zeros, dist_reduce_fx="sum")
+            if num_resamples > 0:  # (3, K) [tp, gt, pred] per image, for the bootstrap
+                self.add_state(self._stats_state(name), default=[], dist_reduce_fx="cat")
         self.add_state("num_images", default=torch.zeros((), dtype=torch.int64), dist_reduce_fx="sum")
+        self.num_resamples = num_resamples
+        self.classes_of_interest = None
+        if classes_of_interest is not None:
+            coi = torch.zeros(num_classes, dtype=torch.bool)
+            coi[torch.as_tensor(list(classes_of_interest), dtype=torch.long)] = True
+            self.classes_of_interest = coi
+        self.synonym_pairs = synonym_pairs(self.class_names) if self.class_names else []
 
     @staticmethod
     def _state(region: str) -> str:
         return f"confmat_{region}" if region else "confmat"
+
+    @staticmethod
+    def _stats_state(region: str) -> str:
+        return f"image_stats_{region}" if region else "image_stats"
+
+    def _image_stats(self, name: str) -> Tensor:
+        """``(n, 3, K)`` per-image counts of the main confusion (``name=""``) or a region."""
+        stats = getattr(self, self._stats_state(name))
+        if isinstance(stats, Tensor):  # after a DDP sync: one gathered tensor
+            return stats.reshape(-1, 3, self.num_classes)
+        if not stats:
+            return torch.zeros(0, 3, self.num_classes, dtype=torch.int64)
+        return torch.cat([s.reshape(-1, 3, self.num_classes) for s in stats])
 
     def _confmat(self, preds: Tensor, target: Tensor) -> Tensor:
         """``(K, K)`` counts of (target, prediction) pairs over the given 1-D pixels."""
@@ -125,6 +161,14 @@ class SegMetrics(Metric):
         if preds.shape != target.shape:
             raise ValueError(f"preds {tuple(preds.shape)} and target {tuple(target.shape)} differ")
         shape = target.shape
+        if len(shape) == 3 and shape[0] > 1 and self.num_resamples > 0:  # per-image counts, one at a time
+            for i in range(shape[0]):
+                self.update(
+                    preds[i : i + 1],
+                    target[i : i + 1],
+                    {k: v[i : i + 1] for k, v in (regions or {}).items()} or None,
+                )
+            return
         preds, target = preds.long().reshape(-1), target.long().reshape(-1)
         valid = target != self.ignore_index
         preds_v, target_v = preds[valid], target[valid]
@@ -132,7 +176,7 @@ class SegMetrics(Metric):
             lo, hi = torch.aminmax(torch.cat([preds_v, target_v]))
             if lo < 0 or hi >= self.num_classes:
                 raise ValueError(f"labels must lie in [0, {self.num_classes}), got [{int(lo)}, {int(hi)}]")
-        self.confmat += self._confmat(preds_v, target_v)
+        self._add("", self._confmat(preds_v, target_v))
         self.num_images += shape[0] if len(shape) == 3 else 1
         for name, mask in (regions or {}).items():
             if name not in self.region_names:
@@ -140,8 +184,14 @@ class SegMetrics(Metric):
             if mask.shape != shape:
                 raise ValueError(f"region {name!r} has shape {tuple(mask.shape)}")
             keep = valid & mask.reshape(-1).to(valid.device, torch.bool)
-            state = self._state(name)
-            setattr(self, state, getattr(self, state) + self._confmat(preds[keep], target[keep]))
+            self._add(name, self._confmat(preds[keep], target[keep]))
+
+    def _add(self, name: str, confmat: Tensor) -> None:
+        """Adds one image's (or batch's) confusion matrix to the dataset's, and its counts to the list."""
+        state = self._state(name)
+        setattr(self, state, getattr(self, state) + confmat)
+        if self.num_resamples > 0:
+            getattr(self, self._stats_state(name)).append(bootstrap.image_stats(confmat)[None])
 
     def compute(self) -> dict[str, Tensor]:
         """Returns ``mIoU``, ``pixel_acc``, ``per_class_iou`` (K, NaN = absent), and when configured
@@ -166,7 +216,41 @@ class SegMetrics(Metric):
             region_iou = iou_from_confmat(region) * 100.0
             in_gt = region.sum(1) > 0  # classes present in the ground truth inside the region
             result[f"{name}_mIoU"] = _nanmean(region_iou[in_gt])
+        if self.classes_of_interest is not None:
+            result["coi_mIoU"] = _nanmean(iou[self.classes_of_interest.to(iou.device)])
+        if self.synonym_pairs:
+            result["synonym_mIoU"] = _nanmean(
+                iou_from_confmat(forgive_synonyms(confmat, self.synonym_pairs)) * 100.0
+            )
+        if self.num_resamples > 0 and int(self.num_images) > 0:
+            cis = bootstrap.intervals(
+                self._image_stats(""),
+                self.seen_classes,
+                {
+                    r: self._image_stats(r)
+                    for r in self.region_names
+                    if len(self._image_stats(r)) == int(self.num_images)
+                },
+                self.classes_of_interest,
+                self.num_resamples,
+            )
+            result.update(
+                {k: torch.tensor(v if v is not None else [float("nan")] * 2, dtype=torch.float64) for k, v in cis.items()}
+            )
+            result["ci_resamples"] = torch.tensor(self.num_resamples)
         return result
+
+
+def forgive_synonyms(confmat: Tensor, pairs: Sequence[tuple[int, int]]) -> Tensor:
+    """The confusion matrix with every confusion between two synonymous classes counted as correct:
+    for each pair (a, b), pixels of a predicted b move to (a, a) and pixels of b predicted a to (b, b)."""
+    out = confmat.clone()
+    for a, b in pairs:
+        out[a, a] += out[a, b]
+        out[b, b] += out[b, a]
+        out[a, b] = 0
+        out[b, a] = 0
+    return out
 
 
 def per_class_iou_dict(result: Mapping[str, Tensor], class_names: Sequence[str]) -> dict[str, float]:
@@ -175,3 +259,29 @@ def per_class_iou_dict(result: Mapping[str, Tensor], class_names: Sequence[str])
     if len(class_names) != len(iou):
         raise ValueError(f"{len(class_names)} names for {len(iou)} classes")
     return {name: float(v) for name, v in zip(class_names, iou.tolist())}
+
+
+#: Entries of a result that are counts, not metrics (not logged as scalars).
+COUNT_KEYS: tuple[str, ...] = ("num_images", "ci_resamples")
+
+
+def result_entry(result: Mapping[str, Tensor], class_names: Sequence[str]) -> dict[str, Any]:
+    """One benchmark's entry of ``metrics.json`` from :meth:`SegMetrics.compute`: the scalar metrics,
+    their ``<metric>_ci95`` intervals ``[lo, hi]`` and ``ci_resamples``, ``per_class_iou`` by name and
+    ``num_images``."""
+    entry: dict[str, Any] = {}
+    for key, value in result.items():
+        if key == "per_class_iou":
+            entry[key] = per_class_iou_dict(result, class_names)
+        elif key.endswith("_ci95"):
+            entry[key] = [float(x) for x in value]
+        elif key in COUNT_KEYS:
+            entry[key] = int(value)
+        else:
+            entry[key] = float(value)
+    return entry
+
+
+def scalar_metrics(entry: Mapping[str, Any]) -> dict[str, float]:
+    """The scalar metrics of an entry of :func:`result_entry` (what the loggers receive)."""
+    return {k: v for k, v in entry.items() if isinstance(v, float)}

@@ -51,7 +51,17 @@ def nan_to_none(value: Any) -> Any:
         return None
     if isinstance(value, dict):
         return {k: nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [nan_to_none(v) for v in value]
     return value
+
+
+def _with_interval(entry: dict[str, Any], key: str) -> str:
+    """``"mIoU 55.70 [54.12, 57.31]"`` (the bootstrap interval when the entry has one)."""
+    ci = entry.get(f"{key}_ci95")
+    finite = ci is not None and all(v is not None and math.isfinite(v) for v in ci)
+    interval = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if finite else ""
+    return f"{key} {entry[key]:.2f}{interval}"
 
 
 @rank_zero_only
@@ -60,8 +70,10 @@ def write_metrics(results: dict[str, dict[str, Any]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(nan_to_none(results), indent=2))
     for name, entry in results.items():
+        if "num_images" not in entry:  # not a benchmark: e.g. "mess_domains", logged by mrovseg.data.mess
+            continue
         keys = [k for k in SUMMARY_KEYS if k in entry]
-        summary = "  ".join(f"{k} {entry[k]:.2f}" for k in keys if entry[k] is not None)
+        summary = "  ".join(_with_interval(entry, k) for k in keys if entry[k] is not None)
         print(f"[{name}] {summary}  ({entry.get('num_images')} images)")
     print(f"metrics written to {path}")
 
