@@ -5,14 +5,17 @@
 ``ckpt_path`` is a checkpoint, a Hub folder or ``hf://owner/name`` (:mod:`mrovseg.serving.hub_format`).
 
 Writes ``metrics.json`` = ``{"<benchmark>": {"mIoU", "pixel_acc", "per_class_iou": {name: IoU},
-"num_images", ...}}`` into the run directory and, with ``eval.save_predictions=true``, one label
-PNG per input (uint16 when K > 255) under ``predictions/<benchmark>/<image stem>.png``.
+"num_images", ...}}`` (with MESS datasets, ``eval.benchmarks=[mess]``, also ``"mess_domains"``: MESS's
+per-domain means, :mod:`mrovseg.data.mess`) into the run directory and, with ``eval.save_predictions=true``,
+one label PNG per input (uint16 when K > 255) under ``predictions/<benchmark>/<image stem>.png``.
 The model is rebuilt from the config stored in the checkpoint, plus any ``clip.``/``model.``/
 ``module.`` overrides on the command line (experiment settings that differ are reported); weights
 that do not fit are listed by key. A model with nothing to train (``model=dense_clip``) needs no
 checkpoint. ``precision=auto|fp32|bf16`` runs the model (vision and text) in that precision
 (:mod:`mrovseg.serving.precision`: bf16 sets ``trainer.precision=bf16-mixed`` and converts the frozen
-CLIP's weights); the default ``null`` keeps the trainer config's precision.
+CLIP's weights); the default ``null`` keeps the trainer config's precision. ``eval.analysis=true`` also
+writes the error analysis ``analysis/<benchmark>/report.md`` (:mod:`mrovseg.analysis`; what
+``python -m mrovseg.analyze`` runs).
 """
 
 from __future__ import annotations
@@ -26,12 +29,14 @@ import lightning as L
 from omegaconf import DictConfig, open_dict
 
 from mrovseg.config import CONF_DIR
+from mrovseg.data import mess
 
 log = logging.getLogger(__name__)
 
 
 def select_benchmarks(cfg: DictConfig) -> None:
-    """Applies ``eval.benchmarks`` to the data config (evaluation only, no training set)."""
+    """Applies ``eval.benchmarks`` to the data config (evaluation only, no training set); ``mess`` stands
+    for every prepared MESS dataset under ``data.root``, ``paxray`` for PAXRay's four parts."""
     names = cfg.eval.get("benchmarks")
     if not names:
         return
@@ -44,6 +49,8 @@ def select_benchmarks(cfg: DictConfig) -> None:
                 f"data={cfg.data._target_} only serves the {served_text} benchmark, not {names}."
             )
         return
+    if any(n in mess.GROUPS for n in names):
+        names = mess.expand_benchmarks(names, cfg.data.get("root") or "datasets")
     with open_dict(cfg):
         cfg.data.eval_benchmarks = names
         cfg.data.train_benchmark = None
@@ -74,6 +81,7 @@ def apply_precision(cfg: DictConfig, model: Any) -> str | None:
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Runs the test loop over every configured benchmark and writes metrics.json."""
+    from mrovseg.analysis.run import analysis_callbacks, write_analysis
     from mrovseg.config_checks import check_config
     from mrovseg.serving.hub_format import read_model
     from mrovseg.training.callbacks.prediction_writer import PredictionWriter
@@ -89,6 +97,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     select_benchmarks(cfg)
     out_dir = Path(cfg.paths.output_dir)
+    analysis = analysis_callbacks(cfg)  # eval.analysis=true (mrovseg.analyze): checked before any work
     if cfg.get("ckpt_path"):
         ckpt = read_model(cfg.ckpt_path)  # a .ckpt, a Hub folder or hf://owner/name
         build_cfg = build_config_with_overrides(cfg, ckpt, command_line_overrides(), source=cfg.ckpt_path)
@@ -102,10 +111,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     apply_precision(cfg, module.model)
     writers = [PredictionWriter(out_dir / "predictions")] if cfg.eval.save_predictions else []
     datamodule = hydra.utils.instantiate(cfg.data)
-    trainer = make_trainer(cfg, extra_callbacks=writers)
+    trainer = make_trainer(cfg, extra_callbacks=[*writers, *analysis])
     trainer.test(module, datamodule=datamodule)
     results = module.results.get("test", {})
-    write_metrics(results, out_dir / "metrics.json")
+    domains = mess.domain_means(results)  # MESS's per-domain means, when MESS datasets were scored
+    write_metrics({**results, mess.METRICS_KEY: domains} if domains else results, out_dir / "metrics.json")
+    mess.log_domain_means(domains)
+    write_analysis(analysis, results, out_dir / "analysis", module.model, cfg.get("ckpt_path"))
     return results
 
 

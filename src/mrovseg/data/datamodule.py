@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from mrovseg.constants import DEFAULT_EVAL_SHORT_SIDE
 from mrovseg.data.benchmarks import BenchmarkInfo, get_benchmark
 from mrovseg.data.datasets import SemanticSegDataset
+from mrovseg.data.mess import benchmark_spec
 from mrovseg.data.sampling import segmentation_loader, store_loader_settings
 from mrovseg.data.transforms import EvalTransform, TrainTransform
 
@@ -31,7 +32,8 @@ class BenchmarkDataModule(L.LightningDataModule):
     Args:
         root: Dataset root (the conf default is ``${oc.env:DETECTRON2_DATASETS,datasets}``).
         train_benchmark: Benchmark to train on, or None for an evaluation-only module.
-        eval_benchmarks: Benchmarks served by ``val_dataloader()`` / ``test_dataloader()``, in order.
+        eval_benchmarks: Benchmarks served by ``val_dataloader()`` / ``test_dataloader()``, in order: the
+            registry's or MESS datasets (:mod:`mrovseg.data.mess`, ``foodseg103``, ...).
         crop_size: Training crop, ``int`` or ``(height, width)``.
         base_size: Short side at scale 1.0 of the random resize; defaults to the crop side.
         scale_range: Range of the random resize factor.
@@ -78,7 +80,7 @@ class BenchmarkDataModule(L.LightningDataModule):
         self.save_hyperparameters(logger=False)
         self.root = Path(str(root)).expanduser()
         self.train_spec = get_benchmark(train_benchmark) if train_benchmark else None
-        self.eval_specs = [get_benchmark(name) for name in eval_benchmarks]
+        self.eval_specs = [benchmark_spec(name) for name in eval_benchmarks]  # the registry's or MESS's
         if len({s.name for s in self.eval_specs}) != len(self.eval_specs):
             raise ValueError(f"eval_benchmarks lists a benchmark twice: {list(eval_benchmarks)}")
         self.train_transform = TrainTransform(

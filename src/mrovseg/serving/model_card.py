@@ -209,6 +209,7 @@ def training_rows(config: Mapping[str, Any], build: Mapping[str, Any], hub: Mapp
 
 def metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The markdown table of every benchmark of a ``metrics.json`` (percent, two decimals)."""
+    metrics = {n: e for n, e in metrics.items() if "num_images" in e}  # not e.g. "mess_domains"
     columns = [k for k in METRIC_COLUMNS if any(k in entry for entry in metrics.values())]
     lines = [
         "| benchmark | " + " | ".join(METRIC_COLUMNS[k] for k in columns) + " | images |",

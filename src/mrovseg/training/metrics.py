@@ -235,7 +235,10 @@ class SegMetrics(Metric):
                 self.num_resamples,
             )
             result.update(
-                {k: torch.tensor(v if v is not None else [float("nan")] * 2, dtype=torch.float64) for k, v in cis.items()}
+                {
+                    k: torch.tensor(v if v is not None else [float("nan")] * 2, dtype=torch.float64)
+                    for k, v in cis.items()
+                }
             )
             result["ci_resamples"] = torch.tensor(self.num_resamples)
         return result
