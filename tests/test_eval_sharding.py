@@ -135,6 +135,7 @@ def test_ddp_evaluation_of_an_odd_sized_set_equals_one_process(
     trained, _ = tiny_trained_run(tmp_path_factory.getbasetemp() / "trained")
     common = [f"clip.pretrained={trained / 'clip.pt'}", *TINY, *OVERFIT_MODEL, "data.num_test=5"]
     common.append(f"ckpt_path={trained / 'checkpoints' / 'last.ckpt'}")
+    common.append("eval.analysis=true")  # the error analysis' matrices are summed over processes too
     ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true"]
     proc = run_entry_point("mrovseg.eval", [*common, *ddp, f"hydra.run.dir={tmp_path / 'ddp'}"], timeout=600)
     assert proc.returncode == 0, describe(proc)
@@ -143,4 +144,6 @@ def test_ddp_evaluation_of_an_odd_sized_set_equals_one_process(
         evaluate(cfg)
     single = json.loads((tmp_path / "single" / "metrics.json").read_text())
     assert ddp_metrics["toy"]["num_images"] == 5
-    assert single == ddp_metrics
+    assert single == ddp_metrics  # bootstrap intervals included
+    report = "analysis/toy/report.md"
+    assert (tmp_path / "ddp" / report).read_text() == (tmp_path / "single" / report).read_text()
