@@ -72,7 +72,7 @@ def write_metrics(results: dict[str, dict[str, Any]], path: Path) -> None:
     for name, entry in results.items():
         if "num_images" not in entry:  # not a benchmark: e.g. "mess_domains", logged by mrovseg.data.mess
             continue
-        keys = [k for k in SUMMARY_KEYS if k in entry]
+        keys = [k for k in (*SUMMARY_KEYS, "coi_mIoU", "synonym_mIoU") if k in entry]
         summary = "  ".join(_with_interval(entry, k) for k in keys if entry[k] is not None)
         print(f"[{name}] {summary}  ({entry.get('num_images')} images)")
     print(f"metrics written to {path}")
