@@ -22,6 +22,7 @@ classes of interest (MESS).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -118,14 +119,6 @@ def percentile_interval(values: Tensor, level: float = 0.95) -> list[float] | No
     return [float(lo), float(hi)]
 
 
-def intervals(
-    stats: Tensor,
-    seen: Tensor | None = None,
-    region_stats: Mapping[str, Tensor] | None = None,
-    classes_of_interest: Tensor | None = None,
-    num_resamples: int = NUM_RESAMPLES,
-    seed: int = SEED,
-) -> dict[str, list[float] | None]:
-    """``{"<metric>_ci95": [lo, hi]}`` for every metric of :func:`bootstrap_metrics`."""
-    samples = bootstrap_metrics(stats, seen, region_stats, classes_of_interest, num_resamples, seed)
-    return {f"{k}_ci95": percentile_interval(v) for k, v in samples.items()}
+def intervals(stats: Tensor, *args: Any, **kwargs: Any) -> dict[str, list[float] | None]:
+    """``{"<metric>_ci95": [lo, hi]}`` for every metric of :func:`bootstrap_metrics` (same arguments)."""
+    return {f"{k}_ci95": percentile_interval(v) for k, v in bootstrap_metrics(stats, *args, **kwargs).items()}
