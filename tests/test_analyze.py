@@ -241,3 +241,89 @@ def test_report_of_a_large_vocabulary_without_a_base_novel_split(tmp_path: Path)
     assert "| checkpoint | `model.ckpt` |" in report and "| images | 1 |" in report
     assert "base mIoU" not in report  # no seen classes: mIoU only
     assert len(re.findall(r"^\| c\d+ → c\d+ \| ", report, flags=re.M)) == 20
+
+
+# ---------------------------------------------------------------- proposals of mask-based models
+def test_query_assignment_is_confidence_times_mask_probability() -> None:
+    import torch
+
+    from mrovseg.analysis.proposals import query_assignment
+
+    logits = torch.tensor([[[4.0, 0.0, 0.0], [0.0, 0.0, 0.0]]])  # K=2 + "no object"
+    masks = torch.tensor([[[[0.0, 3.0]], [[3.0, 3.2]]]])  # (1 window, 2 queries, 1, 2)
+    # confidences: query 0 e⁴/(e⁴+2) = 0.965, query 1 1/3. Pixel 0: 0.965·σ(0) = 0.48 vs 0.33·σ(3) = 0.32;
+    # pixel 1: 0.965·σ(3) = 0.92 vs 0.33·σ(3.2) = 0.32 → query 0 on both
+    assert query_assignment({"pred_logits": logits, "pred_masks": masks}).tolist() == [[[0, 0]]]
+    # OVSeg's ensembled probabilities are used when present: confidences 0.5 and 0.9
+    probs = torch.tensor([[[0.5, 0.5], [0.1, 0.9]]])
+    # pixel 0: 0.5·σ(0) = 0.25 vs 0.9·σ(3) = 0.86 → 1; pixel 1: 0.5·σ(3) = 0.48 vs 0.9·σ(3.2) = 0.87 → 1
+    owner = query_assignment({"pred_probs": probs, "pred_logits": logits, "pred_masks": masks})
+    assert owner.tolist() == [[[1, 1]]]
+    masks[0, 0, 0, 1] = 10.0  # query 0 sure of pixel 1 and of its class: 1.0·σ(10) ≈ 1.0 vs 0.87 → 0
+    probs[0, 0] = torch.tensor([0.0, 1.0])
+    owner = query_assignment({"pred_probs": probs, "pred_masks": masks})
+    assert owner.tolist() == [[[1, 0]]]
+    assert query_assignment(torch.zeros(1, 3, 4, 4)) is None  # a dense model: no proposals
+
+
+def test_proposal_ids_take_the_nearest_window_centre() -> None:
+    import torch
+
+    from mrovseg.analysis.proposals import proposal_ids, segments_from_ids
+
+    seen = []
+
+    def forward(windows: torch.Tensor) -> dict:
+        seen.append(windows.shape[0])
+        n = windows.shape[0]
+        masks = torch.zeros(n, 2, 4, 4)
+        masks[:, 1, :, 2:] = 5.0  # query 1 owns the right half of every window, query 0 the left half
+        logits = torch.zeros(n, 2, 3)
+        return {"pred_logits": logits, "pred_masks": masks}
+
+    image = torch.zeros(3, 4, 8)  # windows of 4 at stride 2: x = 0, 2, 4
+    ids = proposal_ids(forward, image, window=4, overlap=0.5, window_batch=2)
+    assert seen == [2, 1]
+    # columns 0-1: window 0 (centre 1.5); 2: windows 0 (dist .5) and 1 (dist 1.5) → 0; 3: window 0 (1.5) vs
+    # 1 (.5) → 1; 4: window 1 (.5) vs 2 (1.5) → 1; 5: window 1 (1.5) vs 2 (.5) → 2; 6-7: window 2.
+    # id = window · 2 + query (query 1 on each window's right half: local x 2, 3)
+    expected_row = [0, 0, 1, 2 + 0, 2 + 1, 4 + 0, 4 + 1, 4 + 1]
+    assert ids.tolist() == [expected_row] * 4
+    segments = segments_from_ids(ids.numpy())
+    assert segments.count == 6 and segments.sizes.tolist() == [8, 4, 4, 4, 4, 8]
+    assert proposal_ids(lambda w: torch.zeros(len(w), 3, 4, 4), image, 4) is None
+
+
+def test_proposal_oracle_labels_each_proposal_by_its_majority() -> None:
+    label = np.array([[0, 0, 1, 1], [0, 0, 1, 1]])
+    pred = np.array([[0, 1, 1, 1], [0, 1, 1, 1]])
+    proposals = np.array([[7, 7, 9, 9], [7, 3, 9, 9]])  # proposal 3 is one pixel of class 0
+    bench = BenchmarkInfo("hand", ["c0", "c1"])
+    analysis = BenchmarkAnalysis(bench)
+    analysis.update(pred, label, proposals)
+    # proposals 7 (0, 0, 0) → 0, 3 (0) → 0, 9 (1 ×4) → 1: every pixel right
+    np.testing.assert_array_equal(analysis.oracle_proposals, [[4, 0], [0, 4]])
+    assert analysis.proposal_segments == 3 and analysis.proposal_images == 1
+    with pytest.raises(ValueError, match="proposal map"):
+        analysis.update(pred, label, proposals[:1])
+
+
+def test_analyze_a_mask_model_reports_its_proposals(tmp_path: Path, tmp_path_factory) -> None:
+    from mrovseg.analyze import analyze
+    from tests.helpers import OVERFIT_MODEL, tiny_trained_run
+
+    run, _ = tiny_trained_run(tmp_path_factory.getbasetemp() / "trained")
+    overrides = [
+        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+        f"clip.pretrained={run / 'clip.pt'}",
+        *OVERFIT_MODEL,
+        "data.num_test=2",
+    ]
+    with composed("analyze", tmp_path, overrides, base=TINY_DATA + TINY_TRAINER) as cfg:
+        analyze(cfg)
+    report = (tmp_path / "analysis" / "toy" / "report.md").read_text()
+    row = next(
+        line for line in report.splitlines() if line.startswith("| model's proposals, ground-truth classes |")
+    )
+    assert 0.0 <= float(row.split(" | ")[1]) <= 100.0
+    assert "proposals per image" in report and "The recognition gain below uses this row" in report

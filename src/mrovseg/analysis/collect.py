@@ -16,9 +16,11 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from mrovseg.analysis.components import class_components, structure
 from mrovseg.analysis.oracle import gt_masks_model_classes, model_masks_gt_classes
+from mrovseg.analysis.proposals import proposal_ids, segments_from_ids
 from mrovseg.analysis.size import DEFAULT_EDGES, check_edges, size_bins
 from mrovseg.constants import IGNORE_INDEX
 from mrovseg.data.benchmarks import BenchmarkInfo
@@ -33,12 +35,15 @@ class AnalysisOptions:
         top_confusions: rows of the table of largest confusions.
         heatmap_classes: the confusion heat map shows this many most frequent ground-truth classes.
         connectivity: 4 or 8, the neighbourhood of connected components (objects, segments).
+        proposals: for mask-based models, also the oracle on the query proposals
+            (:mod:`~mrovseg.analysis.proposals`; one more forward pass per window).
     """
 
     size_bins: tuple[float, ...] = DEFAULT_EDGES
     top_confusions: int = 20
     heatmap_classes: int = 20
     connectivity: int = 8
+    proposals: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size_bins", check_edges(self.size_bins))
@@ -81,6 +86,9 @@ class BenchmarkAnalysis:
         size_objects: ``(B,)`` number of objects per size bin.
         gt_segments: number of ground-truth segments (objects) over all images.
         pred_segments: number of segments of the predicted label maps over all images.
+        oracle_proposals: ``(K, K)`` confusion of the model-proposals / ground-truth-classes oracle.
+        proposal_segments: number of proposals (segments) over the images that have them.
+        proposal_images: images whose proposals were scored (0: the model has none).
         num_images: images folded in.
     """
 
@@ -93,6 +101,9 @@ class BenchmarkAnalysis:
     size_objects: np.ndarray = field(init=False)
     gt_segments: int = 0
     pred_segments: int = 0
+    oracle_proposals: np.ndarray = field(init=False)
+    proposal_segments: int = 0
+    proposal_images: int = 0
     num_images: int = 0
 
     #: The summed statistics (reduced over processes under DDP).
@@ -104,6 +115,9 @@ class BenchmarkAnalysis:
         "size_objects",
         "gt_segments",
         "pred_segments",
+        "oracle_proposals",
+        "proposal_segments",
+        "proposal_images",
         "num_images",
     )
 
@@ -112,6 +126,7 @@ class BenchmarkAnalysis:
         self.confmat = np.zeros((k, k), dtype=np.int64)
         self.oracle_gt_masks = np.zeros((k, k), dtype=np.int64)
         self.oracle_model_masks = np.zeros((k, k), dtype=np.int64)
+        self.oracle_proposals = np.zeros((k, k), dtype=np.int64)
         self.size_confmat = np.zeros((bins, k, k), dtype=np.int64)
         self.size_objects = np.zeros(bins, dtype=np.int64)
 
@@ -119,8 +134,9 @@ class BenchmarkAnalysis:
     def num_classes(self) -> int:
         return len(self.benchmark.class_names)
 
-    def update(self, pred: np.ndarray, label: np.ndarray) -> None:
-        """Folds in one image: ``pred`` ``(H, W)`` in ``[0, K)``, ``label`` ``(H, W)`` in ``[0, K) ∪ {IGNORE_INDEX}``."""
+    def update(self, pred: np.ndarray, label: np.ndarray, proposals: np.ndarray | None = None) -> None:
+        """Folds in one image: ``pred`` ``(H, W)`` in ``[0, K)``, ``label`` ``(H, W)`` in ``[0, K) ∪ {IGNORE_INDEX}``
+        and, for a mask-based model, ``proposals`` ``(H, W)``, the proposal id of every pixel."""
         if pred.shape != label.shape:
             raise ValueError(f"prediction {pred.shape} and label {label.shape} of one image differ")
         k = self.num_classes
@@ -149,6 +165,16 @@ class BenchmarkAnalysis:
         self.pred_segments += segments.count
         oracle = model_masks_gt_classes(pred, label, k, pred_segments=segments)
         self.oracle_model_masks += confusion(target, oracle[valid], k)
+        if proposals is not None:
+            if proposals.shape != label.shape:
+                raise ValueError(
+                    f"proposal map {proposals.shape} and label {label.shape} of one image differ"
+                )
+            segments = segments_from_ids(proposals)
+            self.proposal_segments += segments.count
+            self.proposal_images += 1
+            oracle = model_masks_gt_classes(pred, label, k, pred_segments=segments)
+            self.oracle_proposals += confusion(target, oracle[valid], k)
 
     def _size_counts(self, pixel_bin: np.ndarray, target: np.ndarray, pred: np.ndarray) -> np.ndarray:
         """``(B, K, K)`` confusion of the pixels of each size bin."""
@@ -170,6 +196,7 @@ class AnalysisCollector(L.Callback):
     def __init__(self, options: AnalysisOptions | None = None) -> None:
         self.options = options or AnalysisOptions()
         self.analyses: dict[str, BenchmarkAnalysis] = {}
+        self._no_proposals: set[str] = set()
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         for bench in getattr(pl_module, "benchmarks", []):
@@ -188,8 +215,37 @@ class AnalysisCollector(L.Callback):
         if bench.name not in self.analyses:
             self.analyses[bench.name] = BenchmarkAnalysis(bench, self.options)
         analysis = self.analyses[bench.name]
-        for pred, label in zip(outputs.preds, outputs.labels):
-            analysis.update(pred.cpu().numpy(), label.cpu().numpy())
+        for image, pred, label in zip(outputs.images, outputs.preds, outputs.labels):
+            proposals = self._proposals(trainer, pl_module, bench, image, tuple(label.shape))
+            analysis.update(pred.cpu().numpy(), label.cpu().numpy(), proposals)
+
+    def _proposals(
+        self,
+        trainer: L.Trainer,
+        pl_module: Any,
+        bench: BenchmarkInfo,
+        image: torch.Tensor,
+        size: tuple[int, int],
+    ) -> np.ndarray | None:
+        """The proposal id map of one image at the label's size (None: off, or a model without proposals)."""
+        if not self.options.proposals or bench.name in self._no_proposals:
+            return None
+        text = pl_module.text_embeddings(bench.class_names)
+        hp = pl_module.hparams
+        with trainer.precision_plugin.forward_context():  # the precision the evaluation ran in
+            ids = proposal_ids(
+                lambda windows: pl_module.model(windows, text),
+                image,
+                hp.window,
+                hp.window_overlap,
+                hp.window_batch,
+            )
+        if ids is None:
+            self._no_proposals.add(bench.name)
+            return None
+        if tuple(ids.shape) != size:
+            ids = F.interpolate(ids[None, None].float(), size=size, mode="nearest")[0, 0].long()
+        return ids.cpu().numpy()
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.world_size <= 1:

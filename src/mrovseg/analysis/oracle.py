@@ -6,12 +6,12 @@ which half loses more mIoU (``docs/error-analysis.md``):
 * **ground-truth masks, model's classes** — every ground-truth segment (a connected component of one
   ground-truth class) is labelled with the class the model predicts on most of its pixels. The gap to
   the model's mIoU is what perfect masks would add.
-* **model's masks, ground-truth classes** — every segment of the model (a connected component of its
+* **model's segments, ground-truth classes** — every segment of the model (a connected component of its
   predicted label map) is labelled with the ground-truth class of most of its non-ignored pixels. The
-  gap is what perfect recognition would add. For mask-based models (MROVSeg, OVSeg) these are the
-  segments of the final label map, not the query proposals: the evaluation step returns label maps
-  only, and the proposals' soft, overlapping masks would need a second forward pass over every
-  window and a rule to make them segments.
+  gap is what perfect recognition would add, for any model.
+* **model's proposals, ground-truth classes** (mask-based models: MROVSeg, OVSeg) — the same with the
+  model's query proposals as segments (:mod:`mrovseg.analysis.proposals`), the issue's rule for mask
+  models; the report's recognition gain uses this row when it exists.
 
 Ties go to the smaller class index. Both maps are scored like the model's own prediction (detectron2
 v0.6 mIoU, ignore pixels excluded).
