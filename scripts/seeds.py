@@ -8,6 +8,8 @@
     python scripts/seeds.py --collect outputs/mgca/full --metrics eval/units/metrics.json   # another file per seed
     python scripts/seeds.py --collect outputs/seeds/default outputs/seeds/p0 --reference outputs/seeds/default
         # + paired differences to the reference: mean, 95 % t interval over the shared seeds, verdict
+    python scripts/seeds.py --collect outputs/t2/baseline outputs/t2/adapter outputs/t2/decoder outputs/t2/full --steps
+        # an ablation ladder (the paper's Table 2): each row paired against the row before it
     python -m mrovseg.train -m seed=0,1,2,3,4 model.slice_ratio=0,0.5 hydra.sweep.dir=outputs/sweeps/p
     python scripts/seeds.py --multirun outputs/sweeps/p --reference model.slice_ratio=0.5
         # a Hydra multirun (settings × seeds) as the same table: jobs grouped by their overrides less seed=;
@@ -31,6 +33,7 @@ is no interval (verdict "n < 2").
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -124,19 +127,23 @@ def per_seed(runs: dict[int, dict], metric: str) -> dict[int, float]:
     return {s: float(r[metric]) for s, r in runs.items() if isinstance(r.get(metric), (int, float))}
 
 
-def paired_markdown(named: list[tuple[str, dict[int, dict]]], reference: str) -> str:
-    """One row per setting other than ``reference``: per metric ``Δ mean [lo, hi] verdict``."""
-    ref = dict(named)[reference]
+def paired_markdown(named: list[tuple[str, dict[int, dict]]], reference: str | None) -> str:
+    """Per metric ``Δ mean [lo, hi] verdict``: one row per setting other than ``reference`` against it,
+    or with ``reference=None`` one row per step of a ladder, each setting against the one before it."""
     cols = [c for c in COLUMNS if any(per_seed(runs, c) for _, runs in named)]
-    lines = [
-        f"Paired on seeds, 95 % t interval, reference **{reference}**",
-        "",
-        "| setting | seeds | " + " | ".join(f"Δ {c}" for c in cols) + " |",
-        "|---|---|" + "---|" * len(cols),
-    ]
-    for name, runs in named:
-        if name == reference:
-            continue
+    if reference is None:
+        pairs = [
+            (f"{prev} → {name}", runs, prev_runs)
+            for (prev, prev_runs), (name, runs) in itertools.pairwise(named)
+        ]
+        title = "Paired on seeds, 95 % t interval, each row against the row before it"
+    else:
+        ref = dict(named)[reference]
+        pairs = [(name, runs, ref) for name, runs in named if name != reference]
+        title = f"Paired on seeds, 95 % t interval, reference **{reference}**"
+    lines = [title, "", "| setting | seeds | " + " | ".join(f"Δ {c}" for c in cols) + " |"]
+    lines.append("|---|---|" + "---|" * len(cols))
+    for name, runs, ref in pairs:
         cells, n = [], 0
         for c in cols:
             d = paired_difference(per_seed(runs, c), per_seed(ref, c))
@@ -224,6 +231,11 @@ def main(argv: list[str] | None = None) -> int:
         "--reference",
         help="also print paired differences to this setting (a --collect directory or a multirun setting)",
     )
+    parser.add_argument(
+        "--steps",
+        action="store_true",
+        help="also print paired differences of each setting to the one before it (an ablation ladder)",
+    )
     args = parser.parse_args(argv)
 
     if args.collect or args.multirun:
@@ -250,16 +262,17 @@ def main(argv: list[str] | None = None) -> int:
                 groups[str(out) if args.reference and str(out) == args.reference else out.name] = runs
         named = [(k, summarize(load_metrics(v, args.benchmark, args.metrics))) for k, v in groups.items()]
         print(markdown(named))
-        if args.reference:
+        if args.reference or args.steps:
             by_seed = {
                 name: dict(zip([seed_of(r) for r in runs], load_metrics(runs, args.benchmark, args.metrics)))
                 for name, runs in groups.items()
             }
-            if args.reference not in by_seed:
+            if args.reference and args.reference not in by_seed:
                 print(f"error: reference {args.reference!r} is none of {sorted(by_seed)}", file=sys.stderr)
                 return 2
-            print()
-            print(paired_markdown(list(by_seed.items()), args.reference))
+            for reference in ([args.reference] if args.reference else []) + ([None] if args.steps else []):
+                print()
+                print(paired_markdown(list(by_seed.items()), reference))
         return 0
     if args.out is None:
         parser.error("--out is required unless --collect is given")

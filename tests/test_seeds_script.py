@@ -118,3 +118,22 @@ def test_multirun_jobs_are_grouped_by_setting_and_paired_by_seed(tmp_path: Path,
     out = capsys.readouterr().out.split("Paired on seeds")[1]
     row = next(line for line in out.splitlines() if line.startswith("| model.slice_ratio=0 |"))
     assert "-11.5" in row and "| 2 |" in row  # (40-50 + 42-55) / 2
+
+
+def test_steps_pair_each_setting_with_the_one_before(tmp_path: Path, capsys) -> None:
+    """An ablation ladder: row i is paired against row i − 1 on their shared seeds (hand-computed)."""
+    ladder = {"base": [40.0, 42.0, 41.0], "plus_a": [45.0, 46.0, 47.0], "plus_b": [45.0, 47.0, 46.0]}
+    for name, values in ladder.items():
+        for seed, m in enumerate(values):
+            write_run(tmp_path / name, seed, m, 10.0)
+    dirs = [str(tmp_path / name) for name in ladder]
+    assert seeds.main(["--collect", *dirs, "--steps"]) == 0
+    out = capsys.readouterr().out.split("each row against the row before it")[1]
+    rows = [
+        line for line in out.splitlines() if line.startswith("| base → ") or line.startswith("| plus_a → ")
+    ]
+    assert [r.split(" | ")[0] for r in rows] == ["| base → plus_a", "| plus_a → plus_b"]
+    # base → plus_a: d = 5, 4, 6 → mean 5, sd 1, half-width t(0.975, 2) · 1 / √3 = 4.303 / 1.732 = 2.48
+    assert "+5.0 [+2.5, +7.5] better" in rows[0]
+    # plus_a → plus_b: d = 0, +1, −1 → mean 0: no difference
+    assert "+0.0 [-2.5, +2.5] no difference" in rows[1]
