@@ -18,7 +18,8 @@
 
 Each seed runs ``python -m mrovseg.<entry> <overrides> seed=S`` (and ``data.seed=S`` with
 ``--vary-data``) in its own run directory ``<out>/seed_<S>``; a seed whose ``metrics.json`` exists is
-not run again, so an interrupted measurement resumes. The spread is the sample standard deviation
+not run again, so an interrupted measurement resumes (a seed interrupted mid-run starts over, with
+``overwrite=true``). The spread is the sample standard deviation
 (ddof = 1) over seeds. A run's thread count changes its numbers, so it is fixed (``--threads``,
 default 1) and written into ``<out>/summary.json`` with the torch version and the command.
 
@@ -52,6 +53,10 @@ def run_seed(entry: str, overrides: list[str], seed: int, out: Path, threads: in
     if (run_dir / "metrics.json").is_file():
         return run_dir
     seed_overrides = [f"seed={seed}"] + ([f"data.seed={seed}"] if vary_data else [])
+    if entry == "train" and (run_dir / "checkpoints").is_dir():
+        # an interrupted seed: a measurement is one uninterrupted run, so it starts over in its directory
+        # (the run directory guard would otherwise refuse the folder; see mrovseg.training.preflight)
+        seed_overrides.append("overwrite=true")
     cmd = [
         sys.executable, "-m", f"mrovseg.{entry}", *overrides, *seed_overrides,
         f"hydra.run.dir={run_dir}", "trainer.enable_progress_bar=false",

@@ -137,3 +137,20 @@ def test_steps_pair_each_setting_with_the_one_before(tmp_path: Path, capsys) -> 
     assert "+5.0 [+2.5, +7.5] better" in rows[0]
     # plus_a → plus_b: d = 0, +1, −1 → mean 0: no difference
     assert "+0.0 [-2.5, +2.5] no difference" in rows[1]
+
+
+def test_a_seed_interrupted_mid_run_starts_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A killed run leaves checkpoints but no metrics.json: the seed is run again from the start, with
+    overwrite=true (the run directory guard refuses a folder holding another run's checkpoints)."""
+    calls = []
+
+    def fake_run(cmd, env, stdout, stderr):  # noqa: ANN001
+        calls.append(cmd)
+        return type("Done", (), {"returncode": 0})()
+
+    monkeypatch.setattr(seeds.subprocess, "run", fake_run)
+    seeds.run_seed("train", ["a=1"], 0, tmp_path, 1, False)
+    (tmp_path / "seed_1" / "checkpoints").mkdir(parents=True)
+    seeds.run_seed("train", ["a=1"], 1, tmp_path, 1, False)
+    assert "overwrite=true" not in calls[0]
+    assert calls[1][calls[1].index("seed=1") + 1] == "overwrite=true"
