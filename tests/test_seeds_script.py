@@ -144,7 +144,7 @@ def test_a_seed_interrupted_mid_run_starts_over(tmp_path: Path, monkeypatch: pyt
     overwrite=true (the run directory guard refuses a folder holding another run's checkpoints)."""
     calls = []
 
-    def fake_run(cmd, env, stdout, stderr):  # noqa: ANN001
+    def fake_run(cmd, env, stdout, stderr):
         calls.append(cmd)
         return type("Done", (), {"returncode": 0})()
 
