@@ -67,20 +67,20 @@ def test_full_default_experiment(tmp_path: Path) -> None:
     for key in KEYS:
         assert printed[key] == pytest.approx(toy[key], abs=0.01)
     assert toy["num_images"] == 512
-    assert toy["mIoU"] >= MIN_MIOU
+    assert MIN_MIOU <= toy["mIoU"] <= MAX_MIOU
     assert toy["base_mIoU"] >= MIN_BASE
     assert toy["novel_mIoU"] >= MIN_NOVEL_SHARE * toy["base_mIoU"]
     assert toy["small_mIoU"] >= MIN_SMALL
 
 
-# Lower bounds below the spread the dev box measured (BENCHMARKS.md, "Default experiment"). Seeds 0, 1, 2
-# (single-threaded, 2026-11-30, commit 1d5f601): mIoU 44.3 / 61.4 / 49.7, base 49.8 / 62.7 / 52.3, novel
-# 21.6 / 56.1 / 38.9 (novel/base 0.43 / 0.89 / 0.74), small 23.5 / 27.3 / 21.6; seed 42 (2026-11-21, before
-# Algorithm 1's keys): mIoU 54.7, base 55.0, novel 53.4, small 25.3. Dense CLIP (no training): 11.7 / 7.6 novel.
-# Re-run on the reorganised code, seeds 0-3 (2026-12-04, BENCHMARKS.md "The lab's seed spread"): mIoU
-# 49.1 / 54.8 / 49.8 / 56.3, base 54.2 / 56.3 / 52.0 / 58.9, novel/base 0.52 / 0.86 / 0.78 / 0.77, small
-# 24.4 / 28.0 / 23.5 / 26.2: every bound below stays under the lowest seed.
-MIN_MIOU = 40.0
-MIN_BASE = 42.0
-MIN_NOVEL_SHARE = 0.35  # novel mIoU / base mIoU
-MIN_SMALL = 15.0
+# Bounds outside the spread the dev box measured on the lab's default (BENCHMARKS.md, "The lab's seed
+# spread"): seeds 0-4, single-threaded, 2026-12-04: mIoU 54.3 / 57.9 / 53.7 / 56.8 / 54.1 (55.4 ± 1.9),
+# base 57.6 / 60.4 / 55.4 / 59.3 / 56.0, novel/base 0.70 / 0.78 / 0.84 / 0.79 / 0.83, small 23.9 / 27.2 /
+# 25.1 / 26.0 / 26.7; seed 42 at 2 threads (what this test runs): mIoU 58.8, base 60.0, novel 53.7, small
+# 26.4. Each lower bound is about 3 standard deviations under the mean; the upper one says the toy world
+# is not solved (the lab must stay able to measure gains).
+MIN_MIOU = 49.0
+MAX_MIOU = 85.0
+MIN_BASE = 51.0
+MIN_NOVEL_SHARE = 0.6  # novel mIoU / base mIoU
+MIN_SMALL = 21.0
