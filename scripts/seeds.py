@@ -43,6 +43,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 COLUMNS = ("mIoU", "base_mIoU", "novel_mIoU", "hIoU", "small_mIoU", "pixel_acc")
 
@@ -65,11 +66,21 @@ def run_seed(entry: str, overrides: list[str], seed: int, out: Path, threads: in
     run_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
     with open(run_dir / "seeds_stdout.log", "w") as log:
-        proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        raise RuntimeError(f"seed {seed} failed (exit {proc.returncode}); see {run_dir / 'seeds_stdout.log'}")
-    (run_dir / "seeds_time.txt").write_text(f"{time.time() - start:.1f}\n")
+        returncode, cpu_seconds = run_counting_cpu(cmd, env, log)
+    if returncode != 0:
+        raise RuntimeError(f"seed {seed} failed (exit {returncode}); see {run_dir / 'seeds_stdout.log'}")
+    (run_dir / "seeds_time.txt").write_text(f"{time.time() - start:.1f}\n")  # wall seconds
+    (run_dir / "seeds_cpu.txt").write_text(f"{cpu_seconds:.1f}\n")  # user + system CPU seconds of the run
     return run_dir
+
+
+def run_counting_cpu(cmd: list[str], env: dict[str, str], log: Any) -> tuple[int, float]:
+    """Runs ``cmd`` with its output to ``log``; returns its exit code and its CPU seconds (user + system,
+    from ``os.wait4``: this child alone, even while other seeds run in parallel threads)."""
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_utime + usage.ru_stime
 
 
 def load_metrics(
@@ -86,6 +97,24 @@ def load_metrics(
     return rows
 
 
+#: The column of CPU seconds per run (``seeds_cpu.txt``, written by :func:`run_seed`), where runs have it.
+CPU_COLUMN = "CPU-s / run"
+
+
+def cpu_seconds(run_dirs: list[Path]) -> dict[str, tuple[float, float, int]]:
+    """``{CPU_COLUMN: (mean, std, n)}`` over the runs with a ``seeds_cpu.txt`` (empty when none has)."""
+    values = [float((r / "seeds_cpu.txt").read_text()) for r in run_dirs if (r / "seeds_cpu.txt").is_file()]
+    if not values:
+        return {}
+    return {
+        CPU_COLUMN: (
+            statistics.fmean(values),
+            statistics.stdev(values) if len(values) > 1 else 0.0,
+            len(values),
+        )
+    }
+
+
 def summarize(rows: list[dict]) -> dict[str, tuple[float, float, int]]:
     """``metric -> (mean, sample std, n)`` over the runs that report it (std 0 for one run)."""
     out = {}
@@ -99,11 +128,15 @@ def summarize(rows: list[dict]) -> dict[str, tuple[float, float, int]]:
 
 def markdown(named: list[tuple[str, dict[str, tuple[float, float, int]]]]) -> str:
     """One table row per configuration: ``mean ± std`` per metric and the number of seeds."""
-    cols = [c for c in COLUMNS if any(c in s for _, s in named)]
+    cols = [c for c in (*COLUMNS, CPU_COLUMN) if any(c in s for _, s in named)]
     lines = ["| run | seeds | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for name, stats in named:
-        n = max((v[2] for v in stats.values()), default=0)
-        cells = [f"{stats[c][0]:.1f} ± {stats[c][1]:.1f}" if c in stats else "–" for c in cols]
+        n = max((v[2] for c, v in stats.items() if c != CPU_COLUMN), default=0)
+        digits = {CPU_COLUMN: 0}
+        cells = [
+            f"{stats[c][0]:.{digits.get(c, 1)}f} ± {stats[c][1]:.{digits.get(c, 1)}f}" if c in stats else "–"
+            for c in cols
+        ]
         lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -265,7 +298,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"error: no finished seed_*/{args.metrics} under {out}", file=sys.stderr)
                     return 2
                 groups[str(out) if args.reference and str(out) == args.reference else out.name] = runs
-        named = [(k, summarize(load_metrics(v, args.benchmark, args.metrics))) for k, v in groups.items()]
+        named = [
+            (k, {**summarize(load_metrics(v, args.benchmark, args.metrics)), **cpu_seconds(v)})
+            for k, v in groups.items()
+        ]
         print(markdown(named))
         if args.reference or args.steps:
             by_seed = {

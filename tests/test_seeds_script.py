@@ -144,13 +144,39 @@ def test_a_seed_interrupted_mid_run_starts_over(tmp_path: Path, monkeypatch: pyt
     overwrite=true (the run directory guard refuses a folder holding another run's checkpoints)."""
     calls = []
 
-    def fake_run(cmd, env, stdout, stderr):
+    def fake_run(cmd, env, log):
         calls.append(cmd)
-        return type("Done", (), {"returncode": 0})()
+        return 0, 1.0
 
-    monkeypatch.setattr(seeds.subprocess, "run", fake_run)
+    monkeypatch.setattr(seeds, "run_counting_cpu", fake_run)
     seeds.run_seed("train", ["a=1"], 0, tmp_path, 1, False)
     (tmp_path / "seed_1" / "checkpoints").mkdir(parents=True)
     seeds.run_seed("train", ["a=1"], 1, tmp_path, 1, False)
     assert "overwrite=true" not in calls[0]
     assert calls[1][calls[1].index("seed=1") + 1] == "overwrite=true"
+
+
+def test_cpu_seconds_are_the_childs_own() -> None:
+    """``run_counting_cpu`` reports the exit code and the child's CPU time, not the parent's."""
+    import os
+    import sys
+
+    burn = (
+        "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\nraise SystemExit(3)"
+    )
+    with open(os.devnull, "w") as log:
+        code, cpu = seeds.run_counting_cpu([sys.executable, "-c", burn], dict(os.environ), log)
+    assert code == 3
+    assert 0.3 <= cpu < 5.0
+
+
+def test_collect_adds_cpu_seconds_where_runs_have_them(tmp_path: Path, capsys) -> None:
+    for seed, cpu in [(0, "100.0"), (1, "140.0")]:
+        write_run(tmp_path / "a", seed, 50.0, 10.0)
+        (tmp_path / "a" / f"seed_{seed}" / "seeds_cpu.txt").write_text(cpu + "\n")
+    write_run(tmp_path / "b", 0, 60.0, 20.0)  # an older run without the file
+    assert seeds.main(["--collect", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "| run | seeds | mIoU | novel_mIoU | CPU-s / run |"
+    assert out[2] == "| a | 2 | 50.0 ± 0.0 | 10.0 ± 0.0 | 120 ± 28 |"
+    assert out[3] == "| b | 1 | 60.0 ± 0.0 | 20.0 ± 0.0 | – |"
