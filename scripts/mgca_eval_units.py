@@ -22,7 +22,6 @@ from mrovseg.model.inference import sliding_window, upsample_argmax
 from mrovseg.model.mgca.units import semantic_units, unit_scores
 from mrovseg.training.checkpoint import load_module
 from mrovseg.training.metrics import result_entry
-from mrovseg.training.mrovseg import Benchmark
 from mrovseg.training.trainer import write_metrics
 
 
@@ -35,8 +34,7 @@ def main() -> None:
     module = load_module(args.ckpt)
     model, hp, u = module.model, module.hparams, module.model.units
     dm = ToyDataModule(num_test=args.num_test)
-    info = dm.eval_benchmarks[0]
-    bench = Benchmark(info.name, list(info.class_names), info.seen_classes)
+    bench = dm.eval_benchmarks[0]
     text = module.text_embeddings(bench.class_names)
     k = len(bench.class_names)
     merge = None if u["merge_threshold"] is None else float(u["merge_threshold"])
