@@ -229,10 +229,25 @@ def test_bench_script_writes_the_issue_keys(tmp_path: Path) -> None:
 
 
 def test_a_model_that_is_not_bf16_safe_runs_fp32_under_auto(monkeypatch: pytest.MonkeyPatch) -> None:
-    """OVSeg's CLIP ensemble breaks under bf16 autocast: auto falls back to fp32, bf16 is refused."""
+    """A model class listed as not bf16-safe: auto falls back to fp32, bf16 is refused with the reason."""
+    ckpt = Path(__file__).parent / "fixtures" / "checkpoints_0_1" / "ovseg.ckpt"
+    monkeypatch.setattr(prec, "cpu_flags", lambda: frozenset({"amx_bf16"}))
+    monkeypatch.setitem(prec.BF16_UNSAFE, "OVSeg", "a reason for the test")
+    seg = Segmenter.from_checkpoint(ckpt, precision="auto")
+    assert type(seg.model).__name__ == "OVSeg" and seg.precision == "fp32"
+    with pytest.raises(ValueError, match="not supported for this model: a reason for the test"):
+        Segmenter.from_checkpoint(ckpt, precision="bf16")
+
+
+def test_ovseg_runs_under_bf16_with_fp32_region_probabilities(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OVSeg's ensemble under bf16 autocast: its CLIP region probabilities stay float32 (the earlier code
+    wrote bf16 logits of the autocast pass into a float32 tensor), and auto picks bf16 on a bf16 CPU."""
+    import numpy as np
+
     ckpt = Path(__file__).parent / "fixtures" / "checkpoints_0_1" / "ovseg.ckpt"
     monkeypatch.setattr(prec, "cpu_flags", lambda: frozenset({"amx_bf16"}))
     seg = Segmenter.from_checkpoint(ckpt, precision="auto")
-    assert type(seg.model).__name__ == "OVSeg" and seg.precision == "fp32"
-    with pytest.raises(ValueError, match="not supported for this model"):
-        Segmenter.from_checkpoint(ckpt, precision="bf16")
+    assert seg.precision == "bf16"
+    image = np.load(Path(__file__).parent / "fixtures" / "checkpoints_0_1" / "expected_labels.npz")["image"]
+    result = seg(image, vocabulary="toy")
+    assert result.scores.dtype == np.float32 and np.isfinite(result.scores).all()

@@ -158,9 +158,8 @@ class OVSeg(nn.Module):
         p_clip = torch.ones(b * n, k1 - 1, device=logits.device)
         if len(idx):
             emb = self.region_embeddings(images, binary[idx], idx // n, use_prompts=self.mask_prompts)
-            p_clip[idx] = (
-                self.region_logits(emb, text).float().softmax(dim=-1)
-            )  # fp32 under bf16 autocast too
+            logits_clip = self.region_logits(emb, text).float()  # float32 under bf16 autocast too
+            p_clip[idx] = logits_clip.softmax(dim=-1)
         probs = ensemble_probs(p_mf, p_clip.view(b, n, -1), valid.view(b, n), self.ensemble_weight)
         return {
             "pred_logits": probs_to_logits(probs),
