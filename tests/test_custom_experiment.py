@@ -22,7 +22,16 @@ from tests.helpers import TINY_MODEL, TINY_TRAINER, composed
 CLIP = "clip.pretrained=${asset:toy_clip/toy-vit-p4-32.pt}"
 CUSTOM = ["data=custom", "data.batch_size=2", "data.num_workers=0", "data.pin_memory=false", "logger={}"]
 BASE = TINY_MODEL + TINY_TRAINER
-OV_KEYS = {"mIoU", "base_mIoU", "novel_mIoU", "hIoU", "pixel_acc", "per_class_iou", "num_images"}
+OV_SCALARS = {"mIoU", "base_mIoU", "novel_mIoU", "hIoU"}
+#: A custom dataset's entry with a novel list: the metrics, their bootstrap intervals, the counts.
+OV_KEYS = {
+    *OV_SCALARS,
+    *(f"{k}_ci95" for k in OV_SCALARS),
+    "pixel_acc",
+    "per_class_iou",
+    "num_images",
+    "ci_resamples",
+}
 
 
 def test_toy_world_dataset_trains_and_evaluates_then_scores_new_names(tmp_path: Path) -> None:
@@ -55,7 +64,8 @@ def test_toy_world_dataset_trains_and_evaluates_then_scores_new_names(tmp_path: 
     ) as cfg:
         results = evaluate(cfg)
     assert list(results) == ["custom"]
-    assert set(results["custom"]) == {"mIoU", "pixel_acc", "per_class_iou", "num_images"}  # no novel list
+    no_novel = {"mIoU", "mIoU_ci95", "pixel_acc", "per_class_iou", "num_images", "ci_resamples"}
+    assert set(results["custom"]) == no_novel  # no novel list
     assert list(results["custom"]["per_class_iou"]) == names
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["custom"]["num_images"] == 1
 
