@@ -110,14 +110,27 @@ def test_a_damaged_file_is_named_as_such(tmp_path: Path) -> None:
     assert not isinstance(err.value, UnsafeCheckpointError)
 
 
-def test_a_trusted_file_converts_once_and_then_loads(hostile: tuple[Path, Path], tmp_path: Path) -> None:
+def test_a_file_converts_without_running_its_code_and_then_loads(
+    hostile: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The converter's unpickler builds allow-listed types only: the payload (``exec``) becomes an inert
+    placeholder that is dropped, while OmegaConf and argparse containers come through as plain data."""
+    import argparse
+
+    from omegaconf import OmegaConf
+
     ckpt, marker = hostile
+    payload = torch.load(FIXTURE, map_location="cpu", weights_only=True)
+    payload["callbacks"] = {"Innocent": Payload(marker)}
+    payload["hyper_parameters"] = {"cfg": OmegaConf.create({"a": [1, "x"]}), "ns": argparse.Namespace(k=2)}
+    torch.save(payload, ckpt)
     clean = tmp_path / "clean.ckpt"
-    convert_checkpoint(ckpt, clean)  # trusted: its code runs here, once (exec returned None)
-    assert marker.exists()
-    marker.unlink()
+    dropped = convert_checkpoint(ckpt, clean)
+    assert not marker.exists()  # no code of the file ran, not even during the conversion
+    assert dropped == ["callbacks.Innocent (__builtin__.exec, not built)"]  # the pickle's protocol-2 name
     loaded, original = read_checkpoint(clean), torch.load(FIXTURE, map_location="cpu", weights_only=True)
-    assert not marker.exists() and loaded["callbacks"] == {"Innocent": None}
+    assert not marker.exists() and loaded["callbacks"] == {}
+    assert loaded["hyper_parameters"] == {"cfg": {"a": [1, "x"]}, "ns": {"k": 2}}
     assert loaded["mrovseg_config"] == original["mrovseg_config"]
     assert loaded["state_dict"].keys() == original["state_dict"].keys()
     assert all(torch.equal(loaded["state_dict"][k], v) for k, v in original["state_dict"].items())
@@ -150,3 +163,5 @@ def test_checkpoints_of_the_package_load_safely() -> None:
     sources += list((REPO_ROOT / "scripts").rglob("*.py"))
     unsafe = [str(p) for p in sources if "weights_only=False" in p.read_text()]
     assert not unsafe, unsafe
+    convert = (REPO_ROOT / "src" / "mrovseg" / "training" / "checkpoint_convert.py").read_text()
+    assert convert.count("weights_only=False") == 1 and "pickle_module=_inert_pickle_module()" in convert

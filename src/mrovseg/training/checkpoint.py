@@ -274,7 +274,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
     Read with ``torch.load(weights_only=True)``: tensors and plain data only (what ``mrovseg.train``
     writes), so a file cannot run code on load. Anything else is refused (:class:`UnsafeCheckpointError`,
-    whose message names the object and the one-off conversion of a trusted file:
+    whose message names the object and the one-off conversion of the file:
     ``python -m mrovseg.training.checkpoint_convert IN OUT``).
     """
     path = Path(path).expanduser()
@@ -293,8 +293,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise UnsafeCheckpointError(
             f"Refused to load checkpoint {path}: besides tensors and plain data (all that checkpoints of "
             f"mrovseg.train hold) it holds the Python object '{found.group(1)}', and loading it could run code "
-            "hidden in the file. If you trust the file (you made it yourself), convert it once: python -m "
-            f"mrovseg.training.checkpoint_convert {path} <new.ckpt> (runs the file's code once and writes a "
+            "hidden in the file. To keep its weights, convert it once: python -m "
+            f"mrovseg.training.checkpoint_convert {path} <new.ckpt> (runs none of the file's code and writes a "
             "copy of its tensors and plain data), then pass ckpt_path=<new.ckpt>."
         ) from None
     except Exception as err:
