@@ -22,6 +22,13 @@ Agreement is the share of pixels whose argmax class equals fp32's. Writes ``{"fp
 "int8_s", "fp32_floor_s", "bf16_floor_s", "bf16_agreement", "int8_agreement", "torch", "cpu_flags"}``
 and prints a summary (int8 backend, threads, clock, load average) on stderr.
 
+``--parts`` adds ``bf16_parts_s``: the CPU seconds of the bf16 forward spent in the frozen CLIP trunk, the
+adapter and the rest (decoder, classifier, restore), median over the rounds. ``--compile blocks|forward``
+adds a fourth model, the bf16 one with ``torch.compile`` (Inductor, ``dynamic=False``) of the trunk's
+residual block (``CLIPBackbone.block_forward``) or of the whole ``forward``, timed in the same rounds:
+``bf16_compiled_s``, ``bf16_compiled_agreement`` and ``compile_first_s`` (its first call, compilation
+included). On this project's dev box neither pays (BENCHMARKS.md, "CPU inference precision").
+
 ``--text ade847`` measures the text tower instead (a separate JSON): a benchmark vocabulary × the ViLD
 templates through ``CLIPBackbone.encode_vocabulary`` (random ViT-B/16 text tower, disk cache off) in fp32,
 then in bf16 as ``precision=bf16`` runs it, in CPU seconds (``time.process_time``) and wall seconds, and
@@ -154,6 +161,61 @@ def demo_benchmark(ckpt: str, repeats: int) -> dict[str, Any]:
     return result
 
 
+def compiled_copy(model: torch.nn.Module, what: str) -> torch.nn.Module:
+    """A copy of ``model`` with ``torch.compile`` of its trunk's residual block or of its whole forward."""
+    model = copy.deepcopy(model)
+    if what == "blocks":
+        model.backbone.block_forward = torch.compile(model.backbone.block_forward, dynamic=False)
+    else:
+        model.forward = torch.compile(model.forward, dynamic=False)
+    return model
+
+
+class PartTimer:
+    """CPU seconds (``time.process_time``) a model's forward spends in its trunk, adapter and the rest.
+
+    Wraps ``backbone.forward_views`` and ``adapter.forward`` on the instance; between :meth:`start` and
+    :meth:`stop` one forward is one round; :meth:`medians` gives the median of each part over the rounds.
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.rounds: list[dict[str, float]] = []
+        self._round: dict[str, float] | None = None
+        self._begin = 0.0
+        for owner, name, part in (
+            (model.backbone, "forward_views", "clip_trunk"),
+            (model.adapter, "forward", "adapter"),
+        ):
+            self._wrap(owner, name, part)
+
+    def _wrap(self, owner: Any, name: str, part: str) -> None:
+        inner = getattr(owner, name)
+
+        def timed_part(*args: Any, **kwargs: Any) -> Any:
+            start = time.process_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                if self._round is not None:
+                    self._round[part] = self._round.get(part, 0.0) + time.process_time() - start
+
+        setattr(owner, name, timed_part)
+
+    def start(self) -> None:
+        self._round, self._begin = {}, time.process_time()
+
+    def stop(self) -> None:
+        assert self._round is not None
+        total = time.process_time() - self._begin
+        self._round["rest"] = total - sum(self._round.values())
+        self._round["total"] = total
+        self.rounds.append(self._round)
+        self._round = None
+
+    def medians(self) -> dict[str, float]:
+        return {k: round(statistics.median(r[k] for r in self.rounds), 3) for k in self.rounds[0]}
+
+
 def timed(fn: Callable[[], Any], clock: Callable[[], float] = time.perf_counter) -> float:
     start = clock()
     fn()
@@ -185,6 +247,10 @@ def main() -> None:
     )
     parser.add_argument("--text-fraction", type=float, default=1.0, help="share of the classes encoded")
     parser.add_argument("--demo", metavar="CKPT", help="time the demo's segmentation of a photo instead")
+    parser.add_argument("--parts", action="store_true", help="also the bf16 forward's CPU seconds per part")
+    parser.add_argument(
+        "--compile", choices=("blocks", "forward"), help="also a torch.compile'd bf16 model (see above)"
+    )
     args = parser.parse_args()
     if args.repeats < 3:
         parser.error("--repeats must be at least 3")
@@ -212,6 +278,9 @@ def main() -> None:
     int8 = copy.deepcopy(base)
     backend = quantize_int8(int8, args.int8)
     models = {"fp32": (base, "fp32"), "bf16": (bf16, "bf16"), "int8": (int8, "fp32")}
+    if args.compile:
+        models["bf16_compiled"] = (compiled_copy(bf16, args.compile), "bf16")
+    parts = PartTimer(bf16) if args.parts else None
 
     def forward(name: str) -> torch.Tensor:
         model, precision = models[name]
@@ -226,13 +295,22 @@ def main() -> None:
 
     with torch.inference_mode():
         flops = count_flops(lambda: base.semantic_scores(image, text))
-    labels = {name: forward(name).argmax(dim=1) for name in models}  # also the warm-up
+    labels = {}
+    for name in models:  # also the warm-up (and the compilation)
+        first = time.process_time()
+        labels[name] = forward(name).argmax(dim=1)
+        if name == "bf16_compiled":
+            compile_first = time.process_time() - first
     for fn in matmuls.values():
         fn()
     times: dict[str, list[float]] = {name: [] for name in [*models, *(f"mm_{k}" for k in matmuls)]}
     for _ in range(args.repeats):
         for name in models:
+            if parts is not None and name == "bf16":
+                parts.start()
             times[name].append(timed(lambda name=name: forward(name), clock))
+            if parts is not None and name == "bf16":
+                parts.stop()
         for key, fn in matmuls.items():
             times[f"mm_{key}"].append(min(timed(fn, clock) for _ in range(3)))
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -253,6 +331,12 @@ def main() -> None:
         "torch": torch.__version__,
         "cpu_flags": [f for f in REPORTED_FLAGS if f in have],
     }
+    if args.compile:
+        result["bf16_compiled_s"] = round(med["bf16_compiled"], 3)
+        result["bf16_compiled_agreement"] = round(agreement("bf16_compiled"), 6)
+        result["compile_first_s"] = round(compile_first, 1)
+    if parts is not None:
+        result["bf16_parts_s"] = parts.medians()
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

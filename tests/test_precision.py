@@ -228,6 +228,39 @@ def test_bench_script_writes_the_issue_keys(tmp_path: Path) -> None:
     assert all(result[k] > 0 for k in ("fp32_s", "bf16_s", "int8_s", "fp32_floor_s", "bf16_floor_s"))
 
 
+def _run_bench(tmp_path: Path, *extra: str) -> dict:
+    import os
+    import subprocess
+    import sys
+
+    from mrovseg.constants import REPO_ROOT
+
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, str(REPO_ROOT / "scripts" / "bench_cpu_precision.py"), "--json", str(out)]
+    cmd += ["--model", "toy", "--size", "64", "--classes", "5", "--matmul", "128", "--threads", "1", *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(out.read_text())
+
+
+def test_bench_script_parts_add_up_to_the_bf16_forward(tmp_path: Path) -> None:
+    """``--parts``: the trunk, adapter and rest of the bf16 forward, each positive, summing to its total."""
+    parts = _run_bench(tmp_path, "--parts")["bf16_parts_s"]
+    assert set(parts) == {"clip_trunk", "adapter", "rest", "total"}
+    assert parts["clip_trunk"] > 0 and parts["adapter"] > 0 and parts["total"] > 0
+    # medians of each part are taken separately, so the sum matches the total's median only roughly
+    assert parts["clip_trunk"] + parts["adapter"] <= 1.5 * parts["total"]
+
+
+@pytest.mark.slow
+def test_bench_script_times_a_compiled_bf16_model(tmp_path: Path) -> None:
+    """``--compile blocks``: a fourth, torch.compile'd bf16 model in the same rounds, agreeing with fp32."""
+    result = _run_bench(tmp_path, "--compile", "blocks")
+    assert result["bf16_compiled_s"] > 0 and result["compile_first_s"] > 0
+    assert result["bf16_compiled_agreement"] >= 0.99
+
+
 def test_a_model_that_is_not_bf16_safe_runs_fp32_under_auto(monkeypatch: pytest.MonkeyPatch) -> None:
     """A model class listed as not bf16-safe: auto falls back to fp32, bf16 is refused with the reason."""
     ckpt = Path(__file__).parent / "fixtures" / "checkpoints_0_1" / "ovseg.ckpt"
