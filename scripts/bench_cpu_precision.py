@@ -22,12 +22,13 @@ Agreement is the share of pixels whose argmax class equals fp32's. Writes ``{"fp
 "int8_s", "fp32_floor_s", "bf16_floor_s", "bf16_agreement", "int8_agreement", "torch", "cpu_flags"}``
 and prints a summary (int8 backend, threads, clock, load average) on stderr.
 
-``--parts`` adds ``bf16_parts_s``: the CPU seconds of the bf16 forward spent in the frozen CLIP trunk, the
+``--compile frozen`` is what ``compile=true`` runs (:mod:`mrovseg.serving.compile`: the whole forward with
+Inductor's freezing). ``--parts`` adds ``bf16_parts_s``: the CPU seconds of the bf16 forward spent in the frozen CLIP trunk, the
 adapter and the rest (decoder, classifier, restore), median over the rounds. ``--compile blocks|forward``
 adds a fourth model, the bf16 one with ``torch.compile`` (Inductor, ``dynamic=False``) of the trunk's
-residual block (``CLIPBackbone.block_forward``) or of the whole ``forward``, timed in the same rounds:
+residual block (``CLIPBackbone.block_forward``) or of the whole ``forward`` (without freezing), timed in the same rounds:
 ``bf16_compiled_s``, ``bf16_compiled_agreement`` and ``compile_first_s`` (its first call, compilation
-included). On this project's dev box neither pays (BENCHMARKS.md, "CPU inference precision").
+included). Measured on the dev box: BENCHMARKS.md, "CPU inference precision".
 
 ``--text ade847`` measures the text tower instead (a separate JSON): a benchmark vocabulary × the ViLD
 templates through ``CLIPBackbone.encode_vocabulary`` (random ViT-B/16 text tower, disk cache off) in fp32,
@@ -166,6 +167,10 @@ def compiled_copy(model: torch.nn.Module, what: str) -> torch.nn.Module:
     model = copy.deepcopy(model)
     if what == "blocks":
         model.backbone.block_forward = torch.compile(model.backbone.block_forward, dynamic=False)
+    elif what == "frozen":
+        from mrovseg.serving.compile import compile_for_inference
+
+        compile_for_inference(model)
     else:
         model.forward = torch.compile(model.forward, dynamic=False)
     return model
@@ -249,7 +254,9 @@ def main() -> None:
     parser.add_argument("--demo", metavar="CKPT", help="time the demo's segmentation of a photo instead")
     parser.add_argument("--parts", action="store_true", help="also the bf16 forward's CPU seconds per part")
     parser.add_argument(
-        "--compile", choices=("blocks", "forward"), help="also a torch.compile'd bf16 model (see above)"
+        "--compile",
+        choices=("blocks", "forward", "frozen"),
+        help="also a torch.compile'd bf16 model (see above)",
     )
     args = parser.parse_args()
     if args.repeats < 3:

@@ -109,6 +109,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                 "ckpt_path is required: this model has trained parameters. Pass ckpt_path=<checkpoint from mrovseg.train>."
             )
     apply_precision(cfg, module.model)
+    if cfg.get("compile"):
+        from mrovseg.serving.compile import compile_for_inference
+
+        compile_for_inference(module.model)
     writers = [PredictionWriter(out_dir / "predictions")] if cfg.eval.save_predictions else []
     datamodule = hydra.utils.instantiate(cfg.data)
     trainer = make_trainer(cfg, extra_callbacks=[*writers, *analysis])

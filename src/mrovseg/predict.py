@@ -123,6 +123,7 @@ def predict(cfg: DictConfig) -> PredictSummary:
         clip_overrides=clip_overrides_of(cfg),
         window_batch=cfg.get("window_batch"),
         precision=cfg.get("precision", "auto"),
+        compile=bool(cfg.get("compile", False)),
         max_pixels=max_pixels,
         on_large=on_large,
         **options,

@@ -69,6 +69,7 @@ def build_from_config(cfg: DictConfig) -> tuple[Any, DemoSession]:
         clip_overrides=clip_overrides_of(cfg),
         window_batch=cfg.get("window_batch"),
         precision=cfg.get("precision", "auto"),
+        compile=bool(cfg.get("compile", False)),
         **options,
     )
     session = DemoSession(

@@ -111,7 +111,7 @@ class CLIPBackbone(nn.Module):
         self.patch_size: int = self.visual.conv1.kernel_size[0]
         self.native_grid: tuple[int, int] = tuple(self.visual.grid_size)
         self.embed_dim: int = self.visual.output_dim
-        self.num_trunk_calls = 0  # counts vision-trunk passes (tests assert one per step)
+        self.num_trunk_calls = 0  # counts vision-trunk passes (tests assert one per step); eager only
         self._pos_cache: dict[tuple, torch.Tensor] = {}
         self._text_cache: dict[tuple, torch.Tensor] = {}  # per vocabulary (encode_vocabulary)
         self._name_cache: dict[tuple, OrderedDict[str, torch.Tensor]] = {}  # per name (encode_names)
@@ -147,19 +147,23 @@ class CLIPBackbone(nn.Module):
 
     # ------------------------------------------------------------------ vision trunk
     def pos_embed(self, grid: tuple[int, int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """Positional embedding ``(1 + gh*gw, D)`` for a patch grid, bicubically resized, [CLS] kept."""
+        """Positional embedding ``(1 + gh*gw, D)`` for a patch grid, bicubically resized, [CLS] kept (cached
+        per grid, device and dtype in eager mode; under ``torch.compile`` computed in the graph, no guard)."""
+        if torch.compiler.is_compiling():
+            return self._resized_pos(grid).to(device=device, dtype=dtype)
         key = (grid, device, dtype)
         if key not in self._pos_cache:
-            pos = self.visual.positional_embedding.detach()
-            if tuple(grid) == self.native_grid:
-                out = pos
-            else:
-                gh0, gw0 = self.native_grid
-                patch = rearrange(pos[1:], "(h w) d -> 1 d h w", h=gh0, w=gw0).float()
-                patch = F.interpolate(patch, size=grid, mode="bicubic", align_corners=False)
-                out = torch.cat([pos[:1].float(), rearrange(patch, "1 d h w -> (h w) d")], dim=0)
-            self._pos_cache[key] = out.to(device=device, dtype=dtype)
+            self._pos_cache[key] = self._resized_pos(grid).to(device=device, dtype=dtype)
         return self._pos_cache[key]
+
+    def _resized_pos(self, grid: tuple[int, int]) -> torch.Tensor:
+        pos = self.visual.positional_embedding.detach()
+        if tuple(grid) == self.native_grid:
+            return pos
+        gh0, gw0 = self.native_grid
+        patch = rearrange(pos[1:], "(h w) d -> 1 d h w", h=gh0, w=gw0).float()
+        patch = F.interpolate(patch, size=grid, mode="bicubic", align_corners=False)
+        return torch.cat([pos[:1].float(), rearrange(patch, "1 d h w -> (h w) d")], dim=0)
 
     def embed(self, views: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """Patchify normalised views ``(N,3,h,w)`` → tokens ``(N, 1+L, D)`` after ``ln_pre``."""
@@ -263,7 +267,8 @@ class CLIPBackbone(nn.Module):
                 (0-based blocks ``cls_layer .. depth-1``) are the classification blocks, whose keys
                 and values are kept. Also tapped. ``depth`` keeps no keys/values.
         """
-        self.num_trunk_calls += 1
+        if not torch.compiler.is_compiling():  # a counted int would be a guard: a recompile per call
+            self.num_trunk_calls += 1
         wanted = set(tap_layers) | {cls_layer}
         if max(wanted) > self.depth or min(wanted) < 0:
             raise ValueError(f"Tap layers {sorted(wanted)} out of range for a {self.depth}-layer CLIP.")

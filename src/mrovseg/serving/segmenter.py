@@ -183,6 +183,8 @@ class Segmenter:
             ``on_large="refuse"``, refused; None: no limit. The working image is also kept under it and
             under a score budget (:mod:`mrovseg.serving.pixel_limit`).
         on_large: ``downscale`` (default) or ``refuse``.
+        compile: ``torch.compile`` of the model's forward with Inductor's freezing
+            (:mod:`mrovseg.serving.compile`): faster windows after a one-off compilation per window batch size.
     """
 
     def __init__(
@@ -197,6 +199,7 @@ class Segmenter:
         precision: str = "fp32",
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         on_large: str = "downscale",
+        compile: bool = False,
     ) -> None:
         if short_side is not None and int(short_side) < 1:
             raise ValueError(f"short_side must be a positive integer or None, got {short_side}.")
@@ -206,6 +209,10 @@ class Segmenter:
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device, model=model)
         self.model = prepare_model(model.to(self.device).eval(), self.precision)
+        if compile:
+            from mrovseg.serving.compile import compile_for_inference
+
+            compile_for_inference(self.model)
         self.templates = list(templates)
         self.window = int(window)
         self.window_overlap = float(window_overlap)
@@ -224,6 +231,7 @@ class Segmenter:
         precision: str = "auto",
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         on_large: str = "downscale",
+        compile: bool = False,
     ) -> Segmenter:
         """Rebuilds the model stored in a checkpoint of ``mrovseg.train`` (the file is read once).
 
@@ -242,6 +250,7 @@ class Segmenter:
             precision: ``auto`` (default: bf16 where the device runs it natively, else fp32), ``fp32``
                 or ``bf16``; see the class docstring.
             max_pixels, on_large: The pixel limit; see the class docstring.
+            compile: ``torch.compile`` the model's forward for inference; see the class docstring.
 
         Raises:
             FileNotFoundError: The checkpoint does not exist.
@@ -271,7 +280,7 @@ class Segmenter:
             short_side = stored_short_side(ckpt)
         return cls.from_module(
             module, window_batch, device=device, short_side=short_side, precision=precision,
-            max_pixels=max_pixels, on_large=on_large,
+            max_pixels=max_pixels, on_large=on_large, compile=compile,
         )  # fmt: skip
 
     @classmethod
