@@ -48,6 +48,7 @@ from mrovseg.data.image_io import array_to_uint8_rgb, load_image, to_uint8_rgb
 from mrovseg.data.transforms import resize_short_side
 from mrovseg.data.vocabularies import resolve_vocabulary
 from mrovseg.model.inference import refine_scores, sliding_window, upsample_argmax
+from mrovseg.serving import compile as inference_compile
 from mrovseg.serving.pixel_limit import DEFAULT_MAX_PIXELS, check_limit, load_within, working_short_side
 from mrovseg.serving.precision import check_precision, precision_context, prepare_model, resolve_precision
 
@@ -183,8 +184,7 @@ class Segmenter:
             ``on_large="refuse"``, refused; None: no limit. The working image is also kept under it and
             under a score budget (:mod:`mrovseg.serving.pixel_limit`).
         on_large: ``downscale`` (default) or ``refuse``.
-        compile: ``torch.compile`` of the model's forward with Inductor's freezing
-            (:mod:`mrovseg.serving.compile`): faster windows after a one-off compilation per window batch size.
+        compile: ``torch.compile`` the forward with Inductor's freezing (:mod:`mrovseg.serving.compile`).
     """
 
     def __init__(
@@ -210,9 +210,7 @@ class Segmenter:
         self.precision = resolve_precision(precision, self.device, model=model)
         self.model = prepare_model(model.to(self.device).eval(), self.precision)
         if compile:
-            from mrovseg.serving.compile import compile_for_inference
-
-            compile_for_inference(self.model)
+            inference_compile.compile_for_inference(self.model)
         self.templates = list(templates)
         self.window = int(window)
         self.window_overlap = float(window_overlap)
@@ -249,8 +247,7 @@ class Segmenter:
             window_batch: Windows per forward pass; None keeps the checkpoint's.
             precision: ``auto`` (default: bf16 where the device runs it natively, else fp32), ``fp32``
                 or ``bf16``; see the class docstring.
-            max_pixels, on_large: The pixel limit; see the class docstring.
-            compile: ``torch.compile`` the model's forward for inference; see the class docstring.
+            max_pixels, on_large, compile: The pixel limit and ``torch.compile``; see the class docstring.
 
         Raises:
             FileNotFoundError: The checkpoint does not exist.
