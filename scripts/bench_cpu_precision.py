@@ -22,6 +22,9 @@ Agreement is the share of pixels whose argmax class equals fp32's. Writes ``{"fp
 "int8_s", "fp32_floor_s", "bf16_floor_s", "bf16_agreement", "int8_agreement", "torch", "cpu_flags"}``
 and prints a summary (int8 backend, threads, clock, load average) on stderr.
 
+``--kernels`` adds ``bf16_kernels_gflops``: the bf16 rate of the forward's kernels on their own shapes
+(fused attention over 5 × 12 heads × 401 tokens and 1 × 12 × 1,700, the trunk's and the adapter's; the
+MLP's linear layers over 2,005 tokens), median of 5 calls — what bounds the forward against the floor.
 ``--compile frozen`` is what ``compile=true`` runs (:mod:`mrovseg.serving.compile`: the whole forward with
 Inductor's freezing). ``--parts`` adds ``bf16_parts_s``: the CPU seconds of the bf16 forward spent in the frozen CLIP trunk, the
 adapter and the rest (decoder, classifier, restore), median over the rounds. ``--compile blocks|forward``
@@ -162,6 +165,27 @@ def demo_benchmark(ckpt: str, repeats: int) -> dict[str, Any]:
     return result
 
 
+def kernel_rates(clock: Callable[[], float]) -> dict[str, float]:
+    """bf16 GFLOP/s of fused attention and of the MLP's linear layers on ViT-B/16 640² shapes (see above)."""
+    import torch.nn.functional as F
+
+    def rate(flops: float, fn: Callable[[], Any]) -> float:
+        fn()
+        return round(flops / statistics.median(timed(fn, clock) for _ in range(5)) / 1e9)
+
+    out = {}
+    with torch.inference_mode():
+        for name, (n, t) in {"attention_5x401": (5, 401), "attention_1x1700": (1, 1700)}.items():
+            q, k, v = (torch.randn(n, 12, t, 64).bfloat16() for _ in range(3))
+            out[name] = rate(
+                4 * n * 12 * t * t * 64, lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v)
+            )
+        x = torch.randn(2005, 768).bfloat16()
+        w, b = torch.randn(3072, 768).bfloat16(), torch.randn(3072).bfloat16()
+        out["linear_2005x768x3072"] = rate(2 * 2005 * 768 * 3072, lambda: F.linear(x, w, b))
+    return out
+
+
 def compiled_copy(model: torch.nn.Module, what: str) -> torch.nn.Module:
     """A copy of ``model`` with ``torch.compile`` of its trunk's residual block or of its whole forward."""
     model = copy.deepcopy(model)
@@ -252,6 +276,9 @@ def main() -> None:
     )
     parser.add_argument("--text-fraction", type=float, default=1.0, help="share of the classes encoded")
     parser.add_argument("--demo", metavar="CKPT", help="time the demo's segmentation of a photo instead")
+    parser.add_argument(
+        "--kernels", action="store_true", help="also the bf16 kernels' GFLOP/s on the forward's shapes"
+    )
     parser.add_argument("--parts", action="store_true", help="also the bf16 forward's CPU seconds per part")
     parser.add_argument(
         "--compile",
@@ -344,6 +371,8 @@ def main() -> None:
         result["compile_first_s"] = round(compile_first, 1)
     if parts is not None:
         result["bf16_parts_s"] = parts.medians()
+    if args.kernels:
+        result["bf16_kernels_gflops"] = kernel_rates(clock)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

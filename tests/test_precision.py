@@ -246,7 +246,14 @@ def _run_bench(tmp_path: Path, *extra: str) -> dict:
 
 def test_bench_script_parts_add_up_to_the_bf16_forward(tmp_path: Path) -> None:
     """``--parts``: the trunk, adapter and rest of the bf16 forward, each positive, summing to its total."""
-    parts = _run_bench(tmp_path, "--parts")["bf16_parts_s"]
+    result = _run_bench(tmp_path, "--parts", "--kernels")
+    assert set(result["bf16_kernels_gflops"]) == {
+        "attention_5x401",
+        "attention_1x1700",
+        "linear_2005x768x3072",
+    }
+    assert all(v > 0 for v in result["bf16_kernels_gflops"].values())
+    parts = result["bf16_parts_s"]
     assert set(parts) == {"clip_trunk", "adapter", "rest", "total"}
     assert parts["clip_trunk"] > 0 and parts["adapter"] > 0 and parts["total"] > 0
     # medians of each part are taken separately, so the sum matches the total's median only roughly
