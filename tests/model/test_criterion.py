@@ -9,16 +9,16 @@ import torch
 from mrovseg.constants import IGNORE_INDEX
 from mrovseg.model import criterion as criterion_module
 from mrovseg.model.criterion import SetCriterion, targets_from_semantic, uncertain_points
-from mrovseg.model.matcher import HungarianMatcher, pixel_centres
+from mrovseg.model.matcher import HungarianMatcher, PixelGrid, pixel_centres
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
     return np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0)
 
 
-def _every_pixel(h: int, w: int):
-    """A point sampler returning all pixel centres of an h × w grid for every mask."""
-    return lambda logits: pixel_centres(h, w, logits.device).expand(logits.shape[0], -1, -1)
+def _every_pixel(h: int, w: int) -> PixelGrid:
+    """The sampler of ``criterion=grid``: all pixel centres of an h × w grid for every mask."""
+    return PixelGrid(h, w)
 
 
 class FixedMatcher:
@@ -159,3 +159,33 @@ def test_num_masks_averaged_across_processes(monkeypatch):
     monkeypatch.setattr(dist, "get_world_size", lambda: 2)
     monkeypatch.setattr(dist, "all_reduce", lambda t: t.add_(4.0))  # the other process has 4 masks
     assert SetCriterion.num_masks(targets, torch.device("cpu")) == 3.0
+
+
+def test_pixel_grid_serves_both_samplers_and_rejects_empty_grids():
+    grid = PixelGrid(3, 2)
+    assert torch.equal(grid(999, "cpu"), pixel_centres(3, 2))  # the matcher's call ignores num_points
+    per_mask = grid(torch.zeros(4, 1, 7, 7))  # the criterion's call: one grid per mask
+    assert per_mask.shape == (4, 6, 2) and torch.equal(per_mask[3], pixel_centres(3, 2))
+    assert PixelGrid(5).width == 5
+    with pytest.raises(ValueError, match="height and width must be >= 1, got 0 x 4"):
+        PixelGrid(0, 4)
+
+
+def test_grid_criterion_config_is_deterministic_on_the_toy_experiment():
+    """``criterion=grid``: both samplers are the train crop's pixel grid; the loss has no random draw."""
+    import hydra
+    from hydra import compose, initialize_config_dir
+
+    from mrovseg.config import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["criterion=grid"])
+    crit = hydra.utils.instantiate(cfg.criterion)
+    assert repr(crit.point_sampler) == repr(crit.matcher.point_sampler) == "PixelGrid(64, 64)"
+    outputs = _outputs(batch=2, queries=4, classes=3, size=16, seed=1)
+    labels = torch.randint(0, 3, (2, 64, 64), generator=torch.Generator().manual_seed(2))
+    targets = targets_from_semantic(labels)
+    first = crit(outputs, targets)
+    torch.manual_seed(123)  # another global RNG state: same losses
+    second = crit(outputs, targets)
+    assert all(torch.equal(first[k], second[k]) for k in first)

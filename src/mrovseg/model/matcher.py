@@ -54,6 +54,32 @@ def pixel_centres(height: int, width: int, device: torch.device | str | None = N
     return torch.stack([grid_x.reshape(-1), grid_y.reshape(-1)], dim=-1)
 
 
+class PixelGrid:
+    """A deterministic sampler: the centres of a fixed ``height × width`` grid instead of random points.
+
+    Serves both samplers of the set-prediction loss (``criterion.point_sampler=grid`` in the configs):
+    called with ``(num_points, device)`` by :class:`HungarianMatcher` it returns the ``(H·W, 2)`` centres
+    (``num_points`` is ignored); called with mask logits ``(N, 1, h, w)`` by
+    :class:`~mrovseg.model.criterion.SetCriterion` it returns them for every mask, ``(N, H·W, 2)``. On a
+    grid as fine as the targets (the toy world's 64² crops) the mask losses become the exact dense
+    losses, with no random draw in the loss; Mask2Former's PointRend sampling (the default) is what
+    keeps the loss affordable on 640² crops, where the dense loss is not.
+    """
+
+    def __init__(self, height: int, width: int | None = None) -> None:
+        if height < 1 or (width is not None and width < 1):
+            raise ValueError(f"PixelGrid: height and width must be >= 1, got {height} x {width}")
+        self.height, self.width = height, width if width is not None else height
+
+    def __call__(self, what: int | Tensor, device: torch.device | str | None = None) -> Tensor:
+        if isinstance(what, Tensor):  # the criterion's call: one grid per mask
+            return pixel_centres(self.height, self.width, what.device).expand(what.shape[0], -1, -1)
+        return pixel_centres(self.height, self.width, device)
+
+    def __repr__(self) -> str:
+        return f"PixelGrid({self.height}, {self.width})"
+
+
 def uniform_points(num_points: int, device: torch.device) -> Tensor:
     """Default matcher sampler: ``num_points`` points uniform in [0, 1]², shape ``(P, 2)``."""
     return torch.rand(num_points, 2, device=device)
