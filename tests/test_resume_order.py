@@ -107,3 +107,36 @@ def test_resumed_run_ends_with_the_uninterrupted_weights(tmp_path: Path, case: s
     largest = max(float((straight[k].float() - resumed[k].float()).abs().max()) for k in straight)
     print(f"{case}: largest weight difference {largest:.3g}")
     torch.testing.assert_close(resumed, straight, rtol=1e-6, atol=1e-7)
+
+
+def test_order_seed_fixes_the_order_whatever_the_run_seed_and_keeps_the_global_stream() -> None:
+    """``data.order_seed``: the order depends on it and the epoch only; global draws are unchanged."""
+    data = list(range(11))
+    torch.manual_seed(7)
+    plain = _epochs(train_loader(_Owner(), data, 3, drop_last=True), 2)
+    after_plain = torch.rand(3)
+    torch.manual_seed(7)
+    fixed_a = _epochs(train_loader(_Owner(), data, 3, order_seed=5, drop_last=True), 2)
+    assert torch.equal(torch.rand(3), after_plain)  # the run's other draws are those without order_seed
+    torch.manual_seed(8)  # another run seed: the same order
+    assert _epochs(train_loader(_Owner(), data, 3, order_seed=5, drop_last=True), 2) == fixed_a
+    torch.manual_seed(7)
+    fixed_b = _epochs(train_loader(_Owner(), data, 3, order_seed=6, drop_last=True), 2)
+    assert fixed_a != plain and fixed_b != fixed_a and fixed_a[0] != fixed_a[1]  # each epoch its own
+
+
+def test_order_seed_resumes_mid_epoch_and_at_the_next_epoch() -> None:
+    sampler = ResumableRandomSampler(range(10), order_seed=3)
+    epoch0 = list(sampler)
+    it = iter(sampler)  # epoch 1, interrupted after 4 samples
+    head = [next(it) for _ in range(4)]
+    state = torch.load(_saved(sampler.state_dict(position=4)), weights_only=True)
+    rest, epoch2 = list(it), list(sampler)
+
+    resumed = ResumableRandomSampler(range(10), order_seed=3)
+    resumed.load_state_dict(state)
+    torch.manual_seed(999)
+    assert list(resumed) == rest and list(resumed) == epoch2 and head + rest != epoch0
+    done = ResumableRandomSampler(range(10), order_seed=3)  # resumed exactly at the end of epoch 1
+    done.load_state_dict({**state, "position": 10})
+    assert list(done) == epoch2

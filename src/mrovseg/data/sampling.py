@@ -143,11 +143,18 @@ class ResumableRandomSampler(RandomSampler):
     new DataLoader iterator drew its own seed). Being a ``RandomSampler``, Lightning replaces it under
     DDP with its ``DistributedSampler`` as before (that epoch then starts again; README, "Resuming
     continues the data order").
+
+    ``order_seed`` (the toy world's ``data.order_seed``; a lab tool): epoch ``e``'s permutation comes
+    from ``order_seed`` and ``e`` alone, so the data order no longer follows the run's ``seed`` (which
+    then varies only the initial weights and the loss's random points). The global draw is still made,
+    so the global RNG stream, and all else in the run, is what it would be without it.
     """
 
-    def __init__(self, data_source: Sized) -> None:
+    def __init__(self, data_source: Sized, order_seed: int | None = None) -> None:
         super().__init__(data_source)  # type: ignore[arg-type]
         self.epoch_seed: int | None = None
+        self.order_seed = order_seed
+        self.epochs_begun = 0
         self._resume: dict[str, Any] | None = None
 
     def __iter__(self) -> Iterator[int]:
@@ -156,6 +163,7 @@ class ResumableRandomSampler(RandomSampler):
         start = 0
         if resume is not None:
             set_global_rng_state(resume["rng"])
+            self.epochs_begun = int(resume.get("epochs_begun", 0))
             if resume["seed"] is not None and resume["position"] < n:
                 self.epoch_seed, start = int(resume["seed"]), int(resume["position"])
             else:  # the epoch was over: a new one begins, after the new iterator's own draw(s)
@@ -163,6 +171,11 @@ class ResumableRandomSampler(RandomSampler):
                     _draw_seed()
         if start == 0:
             self.epoch_seed = _draw_seed()
+            if self.order_seed is not None:  # SeedSequence: distinct streams for (order_seed, epoch)
+                self.epoch_seed = int(
+                    np.random.SeedSequence([self.order_seed, self.epochs_begun]).generate_state(1)[0]
+                )
+            self.epochs_begun += 1
         generator = torch.Generator()
         generator.manual_seed(self.epoch_seed)
         yield from torch.randperm(n, generator=generator).tolist()[start:]
@@ -176,6 +189,7 @@ class ResumableRandomSampler(RandomSampler):
             "seed": self.epoch_seed,
             "position": int(position),
             "iterator_draws": int(iterator_draws),
+            "epochs_begun": self.epochs_begun,
             "rng": global_rng_state(),
         }
 
@@ -227,12 +241,15 @@ def consumed_batches(trainer: Any) -> tuple[int, bool]:
     return done, done >= trainer.num_training_batches
 
 
-def train_loader(datamodule: Any, dataset: Dataset, batch_size: int, **kwargs: Any) -> ResumableDataLoader:
-    """A datamodule's shuffled training loader that resumes mid-epoch (:class:`ResumableDataLoader`)."""
+def train_loader(
+    datamodule: Any, dataset: Dataset, batch_size: int, order_seed: int | None = None, **kwargs: Any
+) -> ResumableDataLoader:
+    """A datamodule's shuffled training loader that resumes mid-epoch (:class:`ResumableDataLoader`);
+    ``order_seed``: see :class:`ResumableRandomSampler`."""
     return ResumableDataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=ResumableRandomSampler(dataset),
+        sampler=ResumableRandomSampler(dataset, order_seed),
         progress=lambda: consumed_batches(datamodule.trainer),
         **kwargs,
     )

@@ -97,6 +97,8 @@ class ToyDataModule(L.LightningDataModule):
         noise_std: Gaussian pixel noise.
         batch_size: Training batch size.
         num_workers: DataLoader worker processes.
+        order_seed: Seed of the training data order alone (a lab tool to split the seed spread
+            into initial weights vs data order); None: the order follows the run's ``seed``.
     """
 
     #: The benchmarks this datamodule serves whatever the config asks (``eval.benchmarks`` is checked
@@ -124,10 +126,12 @@ class ToyDataModule(L.LightningDataModule):
         noise_std: float = 0.04,
         batch_size: int = 8,
         num_workers: int = 0,
+        order_seed: int | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
         self.seed = seed
+        self.order_seed = order_seed
         self.world = ToyWorld(num_colours, num_shapes, num_novel, split_seed)
         common = {
             "diameter_range": (float(diameter_range[0]), float(diameter_range[1])),
@@ -170,7 +174,7 @@ class ToyDataModule(L.LightningDataModule):
     def _loader(self, dataset: ToyDataset, batch_size: int, train: bool) -> DataLoader:
         workers = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
         if train:  # shuffled as shuffle=True does; a resumed run continues the epoch (data/sampling.py)
-            return train_loader(self, dataset, batch_size, drop_last=True, **workers)
+            return train_loader(self, dataset, batch_size, self.order_seed, drop_last=True, **workers)
         sampler = eval_sampler(dataset, *trainer_replicas(self.trainer), name="toy")
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **workers)
 
