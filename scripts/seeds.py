@@ -10,6 +10,8 @@
         # + paired differences to the reference: mean, 95 % t interval over the shared seeds, verdict
     python scripts/seeds.py --collect outputs/t2/baseline outputs/t2/adapter outputs/t2/decoder outputs/t2/full --steps
         # an ablation ladder (the paper's Table 2): each row paired against the row before it
+    python scripts/seeds.py --out outputs/seeds/order --seed-key data.order_seed -- seed=0
+        # the data order alone varies (initial weights fixed); with data.order_seed=0 and seed=S: the weights alone
     python -m mrovseg.train -m seed=0,1,2,3,4 model.slice_ratio=0,0.5 hydra.sweep.dir=outputs/sweeps/p
     python scripts/seeds.py --multirun outputs/sweeps/p --reference model.slice_ratio=0.5
         # a Hydra multirun (settings × seeds) as the same table: jobs grouped by their overrides less seed=;
@@ -48,12 +50,21 @@ from typing import Any
 COLUMNS = ("mIoU", "base_mIoU", "novel_mIoU", "hIoU", "small_mIoU", "pixel_acc")
 
 
-def run_seed(entry: str, overrides: list[str], seed: int, out: Path, threads: int, vary_data: bool) -> Path:
-    """Runs one seed unless its ``metrics.json`` exists; returns the run directory."""
+def run_seed(
+    entry: str,
+    overrides: list[str],
+    seed: int,
+    out: Path,
+    threads: int,
+    vary_data: bool,
+    seed_key: str = "seed",
+) -> Path:
+    """Runs one seed unless its ``metrics.json`` exists; returns the run directory. ``seed_key``: the
+    setting that takes the seed's value (``seed``; e.g. ``data.order_seed`` to vary the data order alone)."""
     run_dir = out / f"seed_{seed}"
     if (run_dir / "metrics.json").is_file():
         return run_dir
-    seed_overrides = [f"seed={seed}"] + ([f"data.seed={seed}"] if vary_data else [])
+    seed_overrides = [f"{seed_key}={seed}"] + ([f"data.seed={seed}"] if vary_data else [])
     if entry == "train" and (run_dir / "checkpoints").is_dir():
         # an interrupted seed: a measurement is one uninterrupted run, so it starts over in its directory
         # (the run directory guard would otherwise refuse the folder; see mrovseg.training.preflight)
@@ -257,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="seeds run at the same time")
     parser.add_argument("--threads", type=int, default=1, help="OMP threads per run (numbers depend on it)")
     parser.add_argument("--vary-data", action="store_true", help="also set data.seed=S (other scenes)")
+    parser.add_argument(
+        "--seed-key",
+        default="seed",
+        help="the setting each seed S sets (default seed=S; data.order_seed: the data order alone, with seed=0 fixed)",
+    )
     parser.add_argument("--benchmark", default=None, help="benchmark key in metrics.json (default: first)")
     parser.add_argument("--collect", type=Path, nargs="+", help="only tabulate these finished directories")
     parser.add_argument(
@@ -324,7 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         run_dirs = list(
             pool.map(
-                lambda s: run_seed(args.entry, args.overrides, s, args.out, args.threads, args.vary_data),
+                lambda s: run_seed(
+                    args.entry, args.overrides, s, args.out, args.threads, args.vary_data, args.seed_key
+                ),
                 args.seeds,
             )
         )
@@ -333,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([f"python -m mrovseg.{args.entry}", *args.overrides]),
         "seeds": args.seeds,
         "vary_data": args.vary_data,
+        "seed_key": args.seed_key,
         "threads": args.threads,
         "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d"),

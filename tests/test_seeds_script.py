@@ -154,6 +154,8 @@ def test_a_seed_interrupted_mid_run_starts_over(tmp_path: Path, monkeypatch: pyt
     seeds.run_seed("train", ["a=1"], 1, tmp_path, 1, False)
     assert "overwrite=true" not in calls[0]
     assert calls[1][calls[1].index("seed=1") + 1] == "overwrite=true"
+    seeds.run_seed("train", ["seed=0"], 2, tmp_path, 1, False, seed_key="data.order_seed")
+    assert "data.order_seed=2" in calls[2] and "seed=2" not in calls[2] and calls[2].count("seed=0") == 1
 
 
 def test_cpu_seconds_are_the_childs_own() -> None:
