@@ -79,6 +79,8 @@ def test_full_default_experiment(tmp_path: Path) -> None:
 # 25.1 / 26.0 / 26.7; seed 42 at 2 threads (what this test runs): mIoU 58.8, base 60.0, novel 53.7, small
 # 26.4. Each lower bound is about 3 standard deviations under the mean; the upper one says the toy world
 # is not solved (the lab must stay able to measure gains).
+# Other draws of this configuration (data.order_seed, BENCHMARKS.md "The lab, fourth session") reach novel/base
+# 0.44-0.91: MIN_NOVEL_SHARE holds for this deterministic run (0.90), not for every seed.
 MIN_MIOU = 49.0
 MAX_MIOU = 85.0
 MIN_BASE = 51.0
