@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from mrovseg.model.matcher import HungarianMatcher, pixel_centres, point_sample
+from mrovseg.model.matcher import HungarianMatcher, PixelGrid, pixel_centres, point_sample
 
 
-def _all_pixels(h: int, w: int):
-    return lambda num_points, device: pixel_centres(h, w, device)
+def _all_pixels(h: int, w: int) -> PixelGrid:
+    """The matcher's sampler under ``criterion=grid``: every pixel centre of an h × w grid."""
+    return PixelGrid(h, w)
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
