@@ -37,7 +37,7 @@ from mrovseg.constants import ASSETS_DIR, IGNORE_INDEX, REPO_ROOT
 from mrovseg.data.benchmarks import BenchmarkInfo
 from mrovseg.data.toy_datamodule import ToyDataModule, ToyDataset
 
-#: A small MROVSeg on the toy CLIP (the default experiment's adapter is width 96, depth 3, 16 queries).
+#: A small MROVSeg on the toy CLIP (the default experiment's adapter is width 96, depth 1, 8 queries).
 TINY_MODEL: list[str] = [
     "model.adapter.dim=32",
     "model.adapter.depth=2",

@@ -140,3 +140,32 @@ def test_order_seed_resumes_mid_epoch_and_at_the_next_epoch() -> None:
     done = ResumableRandomSampler(range(10), order_seed=3)  # resumed exactly at the end of epoch 1
     done.load_state_dict({**state, "position": 10})
     assert list(done) == epoch2
+
+
+def test_evaluation_loaders_draw_nothing_from_the_global_rng() -> None:
+    from mrovseg.data.toy_datamodule import ToyDataModule
+
+    dm = ToyDataModule(num_val=2, num_test=2, eval_size=[64, 64])
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    for loader in [*dm.val_dataloader(), *dm.test_dataloader()]:
+        assert len(list(loader)) == 2  # the val scenes, then the test scenes
+    assert torch.equal(torch.rand(3), expected)
+    torch.manual_seed(5)
+    list(DataLoader(list(range(4)), batch_size=2))  # what a plain loader does: one draw per iterator
+    assert not torch.equal(torch.rand(3), expected)
+
+
+def test_how_often_a_run_validates_does_not_change_its_training(tmp_path: Path) -> None:
+    """Validating every 2 steps or only at the end: the same weights after 8 steps (the loaders'
+    iterators no longer advance the global stream the mask loss's points and the epoch order use)."""
+    runs = {}
+    for every in (2, 8):
+        overrides = [*COMMON, f"trainer.val_check_interval={every}", "callbacks.latest_checkpoint.every_n_train_steps=8"]
+        with composed("train", tmp_path / f"val{every}", overrides) as cfg:
+            train(cfg)
+        runs[every] = _weights(tmp_path / f"val{every}")
+    assert runs[2].pop("global_step") == runs[8].pop("global_step") == 8
+    for key in runs[2]:
+        assert torch.equal(runs[2][key], runs[8][key]), key

@@ -98,7 +98,19 @@ def segmentation_loader(
     if train:
         return train_loader(datamodule, dataset, batch_size, drop_last=datamodule.drop_last, **common)
     sampler = eval_sampler(dataset, *trainer_replicas(datamodule.trainer), name)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **common)
+    return eval_loader(dataset, batch_size, sampler, **common)
+
+
+def eval_loader(dataset: Dataset, batch_size: int, sampler: Sampler, **common: Any) -> DataLoader:
+    """An evaluation loader that draws nothing from torch's global RNG.
+
+    Each iterator over a ``DataLoader`` draws its base seed (the workers' seeds) from the loader's
+    ``generator``, or from the global RNG when it has none — so every validation would advance the
+    stream the training's random draws (mask-loss points, the next epoch's order) come from, and how
+    often a run validates would change what it trains (measured: other losses from the first step after a
+    validation). With its own generator the training is the same whatever ``val_check_interval``.
+    """
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, generator=torch.Generator(), **common)
 
 
 # ---------------------------------------------------------------------------------------- resuming

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mrovseg.constants import IGNORE_INDEX
 from mrovseg.data.benchmarks import BenchmarkInfo
-from mrovseg.data.sampling import eval_sampler, train_loader, trainer_replicas
+from mrovseg.data.sampling import eval_loader, eval_sampler, train_loader, trainer_replicas
 from mrovseg.data.synthetic import SceneConfig, ToyWorld, render_scene, scene_rng, to_sample
 from mrovseg.data.transforms import resize_short_side
 
@@ -176,7 +176,7 @@ class ToyDataModule(L.LightningDataModule):
         if train:  # shuffled as shuffle=True does; a resumed run continues the epoch (data/sampling.py)
             return train_loader(self, dataset, batch_size, self.order_seed, drop_last=True, **workers)
         sampler = eval_sampler(dataset, *trainer_replicas(self.trainer), name="toy")
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, **workers)
+        return eval_loader(dataset, batch_size, sampler, **workers)  # validating draws no global RNG
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset(), self.batch_size, train=True)
