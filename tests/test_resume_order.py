@@ -162,7 +162,11 @@ def test_how_often_a_run_validates_does_not_change_its_training(tmp_path: Path) 
     iterators no longer advance the global stream the mask loss's points and the epoch order use)."""
     runs = {}
     for every in (2, 8):
-        overrides = [*COMMON, f"trainer.val_check_interval={every}", "callbacks.latest_checkpoint.every_n_train_steps=8"]
+        overrides = [
+            *COMMON,
+            f"trainer.val_check_interval={every}",
+            "callbacks.latest_checkpoint.every_n_train_steps=8",
+        ]
         with composed("train", tmp_path / f"val{every}", overrides) as cfg:
             train(cfg)
         runs[every] = _weights(tmp_path / f"val{every}")
