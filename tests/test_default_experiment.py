@@ -74,15 +74,14 @@ def test_full_default_experiment(tmp_path: Path) -> None:
 
 
 # Bounds outside the spread the dev box measured on the default (the lab's "lean" recipe, BENCHMARKS.md "The
-# lab, fifth session"): seeds 0-4, single-threaded, 2026-12-05: mIoU 65.7 / 68.6 / 63.0 / 65.0 / 65.4 (65.5 ± 2.0),
-# base 68.7 / 70.6 / 66.1 / 66.7 / 67.1, novel/base 0.77 / 0.86 / 0.76 / 0.86 / 0.87 (0.74-0.87 over 10 runs with
-# other initial weights or data orders), small 32.1 / 33.8 / 32.6 / 31.8 / 31.2; seed 42 at 2 threads (what this
-# test runs): mIoU 65.4, base 69.2, novel 49.8 (0.72 of base), small 32.6. Each lower bound is about 3 standard
-# deviations under the mean; the upper one says the toy world is not solved (the lab must stay able to measure
-# gains). MIN_NOVEL_SHARE sits under every run measured, not 3 std under their mean: the novel figure is the
-# least stable one.
-MIN_MIOU = 59.0
+# lab, fifth session"): seeds 0-4, single-threaded, 2026-12-05 (commit 5b003b0): mIoU 62.6 / 67.8 / 60.9 / 65.9 /
+# 65.3 (64.5 ± 2.8), base 68.5 / 70.2 / 65.5 / 69.5 / 67.1 (68.2 ± 1.9), small 31.8 / 32.7 / 30.8 / 31.3 / 31.6
+# (31.6 ± 0.7), novel/base 0.56 / 0.83 / 0.64 / 0.73 / 0.86: some runs lose the three yellow novel classes
+# together, so MIN_NOVEL_SHARE sits under every run measured rather than 3 std under their mean. Seed 42 at
+# 2 threads (what this test runs): SEED42. The other lower bounds are about 3 standard deviations under the
+# mean; the upper one says the toy world is not solved (the lab must stay able to measure gains).
+MIN_MIOU = 55.0
 MAX_MIOU = 85.0
 MIN_BASE = 62.0
-MIN_NOVEL_SHARE = 0.6  # novel mIoU / base mIoU
-MIN_SMALL = 28.0
+MIN_NOVEL_SHARE = 0.5  # novel mIoU / base mIoU
+MIN_SMALL = 29.0
