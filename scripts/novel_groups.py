@@ -1,0 +1,69 @@
+#!/usr/bin/env python
+"""Which novel classes make a toy run's novel figure: a group of them (``--group yellow``) against the rest.
+
+Reads ``<row>/seed_*/metrics.json`` of runs on the toy world (``scripts/seeds.py`` rows), takes the novel classes
+of the split (``--split-seed``) and reports, over all distinct runs, the group's mean IoU and the other novel
+classes' mean IoU in the runs whose novel/base ratio is below ``--collapse`` and in the others, and how each
+correlates with the novel mIoU (BENCHMARKS.md, "The lab, fifth session").
+
+    python scripts/novel_groups.py <lab>/default <lab>/before --group yellow
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mrovseg.data.synthetic import ToyWorld
+
+
+def group_table(rows: list[Path], group: str, split_seed: int = 0, collapse: float = 0.70) -> dict:
+    """Per-run means of the group's and the other novel classes' IoU, and the summary printed by :func:`main`."""
+    world = ToyWorld(split_seed=split_seed)
+    novel = [world.class_names[k] for k in world.novel_classes]
+    inside = [c for c in novel if group in c.split()]
+    outside = [c for c in novel if c not in inside]
+    if not inside or not outside:
+        raise ValueError(
+            f"--group {group!r} must name some but not all novel classes of split {split_seed}: {novel}"
+        )
+    runs, seen = [], set()
+    for row in rows:
+        files = sorted(Path(row).glob("seed_*/metrics.json"))
+        if not files:
+            raise FileNotFoundError(f"{row}: no seed_*/metrics.json (a scripts/seeds.py row was expected)")
+        for f in files:
+            if f.resolve() in seen:  # a run shared by two rows (symlinked) counts once
+                continue
+            seen.add(f.resolve())
+            m = json.loads(f.read_text())["toy"]
+            pc = m["per_class_iou"]
+            runs.append((np.mean([pc[c] for c in inside]), np.mean([pc[c] for c in outside]),
+                         m["novel_mIoU"] / m["base_mIoU"], m["novel_mIoU"]))  # fmt: skip
+    a = np.array(runs)
+    low = a[:, 2] < collapse
+    out = {"group": inside, "others": outside, "runs": len(a), "num_collapsed": int(low.sum())}
+    for name, sel in (("collapsed", low), ("rest", ~low)):
+        if sel.any():
+            out[name] = {"group_mean": float(a[sel, 0].mean()), "others_mean": float(a[sel, 1].mean())}
+    if len(a) > 2:
+        out["corr_group"] = float(np.corrcoef(a[:, 3], a[:, 0])[0, 1])
+        out["corr_others"] = float(np.corrcoef(a[:, 3], a[:, 1])[0, 1])
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("rows", nargs="+", type=Path)
+    p.add_argument("--group", required=True, help="a word of the class names (a colour or a shape)")
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--collapse", type=float, default=0.70, help="novel/base below this is a collapsed run")
+    args = p.parse_args()
+    print(json.dumps(group_table(args.rows, args.group, args.split_seed, args.collapse), indent=1))
+
+
+if __name__ == "__main__":
+    main()
