@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from mrovseg.data.synthetic import ToyWorld
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from seeds import finished_runs, load_metrics  # scripts/seeds.py: a row's runs and their metrics
 
 
 def group_table(rows: list[Path], group: str, split_seed: int = 0, collapse: float = 0.70) -> dict:
@@ -32,14 +36,12 @@ def group_table(rows: list[Path], group: str, split_seed: int = 0, collapse: flo
         )
     runs, seen = [], set()
     for row in rows:
-        files = sorted(Path(row).glob("seed_*/metrics.json"))
-        if not files:
+        dirs = finished_runs(Path(row))
+        if not dirs:
             raise FileNotFoundError(f"{row}: no seed_*/metrics.json (a scripts/seeds.py row was expected)")
-        for f in files:
-            if f.resolve() in seen:  # a run shared by two rows (symlinked) counts once
-                continue
-            seen.add(f.resolve())
-            m = json.loads(f.read_text())["toy"]
+        dirs = [d for d in dirs if d.resolve() not in seen]  # a run shared by two rows (symlinked) counts once
+        seen.update(d.resolve() for d in dirs)
+        for m in load_metrics(dirs, "toy"):
             pc = m["per_class_iou"]
             runs.append((np.mean([pc[c] for c in inside]), np.mean([pc[c] for c in outside]),
                          m["novel_mIoU"] / m["base_mIoU"], m["novel_mIoU"]))  # fmt: skip
