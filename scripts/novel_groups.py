@@ -39,7 +39,8 @@ def group_table(rows: list[Path], group: str, split_seed: int = 0, collapse: flo
         dirs = finished_runs(Path(row))
         if not dirs:
             raise FileNotFoundError(f"{row}: no seed_*/metrics.json (a scripts/seeds.py row was expected)")
-        dirs = [d for d in dirs if d.resolve() not in seen]  # a run shared by two rows (symlinked) counts once
+        # a run shared by two rows (symlinked) counts once
+        dirs = [d for d in dirs if d.resolve() not in seen]
         seen.update(d.resolve() for d in dirs)
         for m in load_metrics(dirs, "toy"):
             pc = m["per_class_iou"]
