@@ -66,6 +66,35 @@ def test_impossible_split_raises() -> None:
         ToyWorld(6, 5, num_novel=25)  # 30 - 25 = 5 base objects cannot cover 6 colours
 
 
+@pytest.mark.parametrize(("colours", "shapes", "novel"), [(6, 5, 6), (6, 5, 12), (8, 7, 20), (3, 4, 6), (4, 6, 12)])
+def test_balanced_split_spreads_novel_classes_over_colours_and_shapes(colours: int, shapes: int, novel: int) -> None:
+    for seed in range(5):
+        world = ToyWorld(colours, shapes, novel, split_seed=seed, split="balanced")
+        parts = [world.parts(k) for k in world.novel_classes]
+        assert len(set(world.novel_classes)) == novel and 0 not in world.novel_classes
+        per_colour = [sum(c == i for c, _ in parts) for i in range(colours)]
+        per_shape = [sum(s == j for _, s in parts) for j in range(shapes)]
+        assert max(per_colour) - min(per_colour) <= 1 and max(per_shape) - min(per_shape) <= 1
+        base_parts = [world.parts(k) for k in world.base_classes[1:]]
+        assert {c for c, _ in base_parts} == set(range(colours)) and {s for _, s in base_parts} == set(range(shapes))
+
+
+def test_balanced_default_world_holds_out_one_class_per_colour() -> None:
+    world = ToyWorld(split="balanced")
+    assert sorted(world.parts(k)[0] for k in world.novel_classes) == list(range(6))
+    assert world.novel_classes == ToyWorld(split="balanced").novel_classes  # deterministic per split_seed
+    assert len({tuple(ToyWorld(split_seed=s, split="balanced").novel_classes) for s in range(5)}) > 1
+    # the random split of seed 0 holds out 3 yellow shapes (the collapse BENCHMARKS.md traces to it)
+    assert sorted(ToyWorld().parts(k)[0] for k in ToyWorld().novel_classes).count(3) == 3
+
+
+def test_unknown_or_impossible_balanced_split_raises() -> None:
+    with pytest.raises(ValueError, match="'random' or 'balanced'"):
+        ToyWorld(split="even")
+    with pytest.raises(ValueError, match="num_novel=25 cannot be spread evenly over 6 colours and 5 shapes"):
+        ToyWorld(6, 5, num_novel=25, split="balanced")
+
+
 # --- determinism -------------------------------------------------------------------------------------
 
 
@@ -265,6 +294,13 @@ def test_train_batches_follow_the_contract_with_novel_pixels_ignored() -> None:
         assert (train[novel] == IGNORE_INDEX).all() and (train[~novel] >= 0).all()
         assert all(dm.train_class_names[t] == names[f] for t, f in zip(train[~novel], full[~novel]))
     assert saw_novel
+
+
+def test_datamodule_passes_the_split_rule_to_its_world() -> None:
+    balanced = _datamodule(split="balanced", split_seed=3)
+    assert balanced.world.novel_classes == ToyWorld(split_seed=3, split="balanced").novel_classes
+    assert balanced.world.novel_classes != _datamodule(split_seed=3).world.novel_classes
+    assert [balanced.world.class_names[k] for k in balanced.world.base_classes] == balanced.train_class_names
 
 
 def test_eval_batches_and_benchmarks() -> None:

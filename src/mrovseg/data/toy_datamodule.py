@@ -80,6 +80,7 @@ class ToyDataModule(L.LightningDataModule):
     Args:
         seed: World seed (scenes of every split derive from it).
         split_seed: Seed of the base/novel split.
+        split: ``"random"`` or ``"balanced"`` (novel classes spread evenly over colours and shapes; ToyWorld).
         num_colours: Colours in the vocabulary (≤ 8).
         num_shapes: Shapes in the vocabulary (≤ 7).
         num_novel: Object classes held out of training.
@@ -109,6 +110,7 @@ class ToyDataModule(L.LightningDataModule):
         self,
         seed: int = 0,
         split_seed: int = 0,
+        split: str = "random",
         num_colours: int = 6,
         num_shapes: int = 5,
         num_novel: int = 6,
@@ -132,7 +134,7 @@ class ToyDataModule(L.LightningDataModule):
         self.save_hyperparameters(logger=False)
         self.seed = seed
         self.order_seed = order_seed
-        self.world = ToyWorld(num_colours, num_shapes, num_novel, split_seed)
+        self.world = ToyWorld(num_colours, num_shapes, num_novel, split_seed, split)
         common = {
             "diameter_range": (float(diameter_range[0]), float(diameter_range[1])),
             "small_diameter": small_diameter,
