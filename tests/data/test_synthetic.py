@@ -66,8 +66,12 @@ def test_impossible_split_raises() -> None:
         ToyWorld(6, 5, num_novel=25)  # 30 - 25 = 5 base objects cannot cover 6 colours
 
 
-@pytest.mark.parametrize(("colours", "shapes", "novel"), [(6, 5, 6), (6, 5, 12), (8, 7, 20), (3, 4, 6), (4, 6, 12)])
-def test_balanced_split_spreads_novel_classes_over_colours_and_shapes(colours: int, shapes: int, novel: int) -> None:
+@pytest.mark.parametrize(
+    ("colours", "shapes", "novel"), [(6, 5, 6), (6, 5, 12), (8, 7, 20), (3, 4, 6), (4, 6, 12)]
+)
+def test_balanced_split_spreads_novel_classes_over_colours_and_shapes(
+    colours: int, shapes: int, novel: int
+) -> None:
     for seed in range(5):
         world = ToyWorld(colours, shapes, novel, split_seed=seed, split="balanced")
         parts = [world.parts(k) for k in world.novel_classes]
@@ -76,7 +80,9 @@ def test_balanced_split_spreads_novel_classes_over_colours_and_shapes(colours: i
         per_shape = [sum(s == j for _, s in parts) for j in range(shapes)]
         assert max(per_colour) - min(per_colour) <= 1 and max(per_shape) - min(per_shape) <= 1
         base_parts = [world.parts(k) for k in world.base_classes[1:]]
-        assert {c for c, _ in base_parts} == set(range(colours)) and {s for _, s in base_parts} == set(range(shapes))
+        assert {c for c, _ in base_parts} == set(range(colours)) and {s for _, s in base_parts} == set(
+            range(shapes)
+        )
 
 
 def test_balanced_default_world_holds_out_one_class_per_colour() -> None:
