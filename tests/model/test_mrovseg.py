@@ -142,3 +142,27 @@ def test_invalid_configurations_raise(make_model) -> None:
         make_model(num_cls_blocks=4)
     with pytest.raises(ValueError, match="exceed CLIP depth"):
         make_model(adapter={"fusion_layers": [0, 4]})
+    with pytest.raises(ValueError, match="init must be one of"):
+        make_model(init="xavier")
+
+
+def test_vit_init_redraws_linear_layers_only(make_model) -> None:
+    torch_init, vit = make_model(seed=3), make_model(seed=3, init="vit")
+    linear = 0
+    for (name, a), (_, b) in zip(torch_init.named_modules(), vit.named_modules(), strict=True):
+        params = dict(a.named_parameters(recurse=False))
+        if name.startswith("backbone") or not params:
+            continue
+        other = dict(b.named_parameters(recurse=False))
+        if isinstance(a, torch.nn.Linear):
+            linear += 1
+            w = other["weight"]
+            assert 0.015 < w.std() < 0.025 and w.abs().max() < 0.15, name  # std 0.02 (torch's default init: ~1/sqrt(3 fan_in))
+            assert not torch.equal(w, params["weight"]), name
+            assert other["bias"] is None or not other["bias"].any(), name
+        else:  # convolutions, norms, queries, the zero-initialised MRF gate: as PyTorch / the module drew them
+            for key, value in params.items():
+                assert torch.equal(value, other[key]), f"{name}.{key}"
+    assert linear > 10
+    for a, b in zip(torch_init.backbone.parameters(), vit.backbone.parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -33,6 +33,20 @@ from mrovseg.model.mrovseg.mask_decoder import MaskDecoder
 from mrovseg.model.mrovseg.slicer import Slicer
 
 
+INITS = ("torch", "vit")
+
+
+def vit_init_(module: nn.Module) -> None:
+    """Re-initialise every ``nn.Linear`` under ``module`` as ViT / DETR do: ``trunc_normal_(std=0.02)``
+    (its bounds ±2 are absolute, so in effect a normal of std 0.02), biases zero. A layer whose
+    weights are all zero (a gate that must start closed) is left alone."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear) and layer.weight.any():
+            nn.init.trunc_normal_(layer.weight, std=0.02)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
 def _split(features: ViewFeatures, first: int) -> tuple[ViewFeatures, ViewFeatures]:
     """Splits a trunk pass over ``[global views ; slices]`` into two ViewFeatures."""
 
@@ -60,6 +74,9 @@ class MROVSeg(nn.Module):
         classifier: keyword arguments of ``MultiGrainedClassifier`` (shapes are filled in), e.g.
             ``{"decoupled": False}``.
         deep_supervision: return ``aux_outputs`` in training.
+        init: initial weights of the trainable parts' linear layers: ``"torch"`` (PyTorch's defaults,
+            uniform with bound 1/sqrt(fan_in)) or ``"vit"`` (the ViT / DETR transformer convention:
+            normal of std 0.02, zero biases; convolutions and zero-initialised gates keep theirs).
     """
 
     def __init__(
@@ -72,8 +89,11 @@ class MROVSeg(nn.Module):
         decoder: Mapping[str, Any] | None = None,
         classifier: Mapping[str, Any] | None = None,
         deep_supervision: bool = True,
+        init: str = "torch",
     ) -> None:
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
         self.backbone = backbone
         self.slicer = Slicer(slice_ratio, clip_size, backbone.patch_size)
         if not 1 <= num_cls_blocks <= backbone.depth:
@@ -97,6 +117,9 @@ class MROVSeg(nn.Module):
             slices=slice_ratio > 0,
             **dict(classifier or {}),
         )
+        if init == "vit":
+            for part in (self.adapter, self.decoder, self.classifier):
+                vit_init_(part)
 
     @property
     def cls_layer(self) -> int:
