@@ -32,7 +32,6 @@ from mrovseg.model.mrovseg.classifier import MultiGrainedClassifier
 from mrovseg.model.mrovseg.mask_decoder import MaskDecoder
 from mrovseg.model.mrovseg.slicer import Slicer
 
-
 INITS = ("torch", "vit")
 
 
