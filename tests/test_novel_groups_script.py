@@ -48,3 +48,19 @@ def test_a_group_outside_the_novel_classes_is_refused(tmp_path: Path) -> None:
         novel_groups.group_table([tmp_path / "a"], "green")
     with pytest.raises(FileNotFoundError, match="no seed_"):
         novel_groups.group_table([tmp_path / "missing"], "yellow")
+
+
+def test_the_balanced_split_has_its_own_novel_classes(tmp_path: Path) -> None:
+    _run(tmp_path / "a", 0, yellow=10.0, other=50.0)  # per-class IoU of the random split's novel classes
+    with pytest.raises(ValueError, match=r"a/seed_0/metrics.json has no IoU for \['red ring', 'green cross'"):
+        novel_groups.group_table([tmp_path / "a"], "yellow", split="balanced")
+    world = ToyWorld(split="balanced")
+    names = [world.class_names[k] for k in world.novel_classes]
+    run = tmp_path / "b" / "seed_0"
+    run.mkdir(parents=True)
+    pc = {c: (20.0 if c.startswith("yellow") else 60.0) for c in names}
+    toy = {"per_class_iou": pc, "novel_mIoU": sum(pc.values()) / 6, "base_mIoU": 70.0}
+    (run / "metrics.json").write_text(json.dumps({"toy": toy}))
+    out = novel_groups.group_table([tmp_path / "b"], "yellow", split="balanced")
+    assert out["group"] == ["yellow cross"] and len(out["others"]) == 5
+    assert out["rest"] == {"group_mean": 20.0, "others_mean": 60.0}
