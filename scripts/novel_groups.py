@@ -73,7 +73,9 @@ def main() -> None:
     p.add_argument("--split-seed", type=int, default=0, help="the runs' data.split_seed")
     p.add_argument("--collapse", type=float, default=0.70, help="novel/base below this is a collapsed run")
     args = p.parse_args()
-    print(json.dumps(group_table(args.rows, args.group, args.split_seed, args.collapse, args.split), indent=1))
+    print(
+        json.dumps(group_table(args.rows, args.group, args.split_seed, args.collapse, args.split), indent=1)
+    )
 
 
 if __name__ == "__main__":

@@ -157,7 +157,9 @@ def test_vit_init_redraws_linear_layers_only(make_model) -> None:
         if isinstance(a, torch.nn.Linear):
             linear += 1
             w = other["weight"]
-            assert 0.015 < w.std() < 0.025 and w.abs().max() < 0.15, name  # std 0.02 (torch's default init: ~1/sqrt(3 fan_in))
+            assert 0.015 < w.std() < 0.025 and w.abs().max() < 0.15, (
+                name
+            )  # std 0.02 (torch's default init: ~1/sqrt(3 fan_in))
             assert not torch.equal(w, params["weight"]), name
             assert other["bias"] is None or not other["bias"].any(), name
         else:  # convolutions, norms, queries, the zero-initialised MRF gate: as PyTorch / the module drew them
