@@ -73,15 +73,15 @@ def test_full_default_experiment(tmp_path: Path) -> None:
     assert toy["small_mIoU"] >= MIN_SMALL
 
 
-# Bounds outside the spread the dev box measured on the default (the lab's "lean" recipe, BENCHMARKS.md "The
-# lab, fifth session"): seeds 0-4, single-threaded, 2026-12-05 (commit 5b003b0): mIoU 62.6 / 67.8 / 60.9 / 65.9 /
-# 65.3 (64.5 ± 2.8), base 68.5 / 70.2 / 65.5 / 69.5 / 67.1 (68.2 ± 1.9), small 31.8 / 32.7 / 30.8 / 31.3 / 31.6
-# (31.6 ± 0.7), novel/base 0.56 / 0.83 / 0.64 / 0.73 / 0.86: some runs lose the three yellow novel classes
-# together, so MIN_NOVEL_SHARE sits under every run measured rather than 3 std under their mean. Seed 42 at
-# 2 threads (what this test runs): mIoU 61.5, base 67.2, novel 37.6 (0.56 of base: a yellow collapse), small 31.1. The other lower bounds are about 3 standard deviations under the
-# mean; the upper one says the toy world is not solved (the lab must stay able to measure gains).
-MIN_MIOU = 55.0
+# Bounds outside the spread the dev box measured on the default (the lean recipe on the balanced split, BENCHMARKS.md
+# "The lab, sixth session"): seeds 0-4, single-threaded, 2026-12-05 (commit 516f570, data.split=balanced): mIoU 66.5 /
+# 65.4 / 65.1 / 65.2 / 63.5 (65.1 ± 1.1), base 67.5 / 67.0 / 66.8 / 66.7 / 64.6 (66.5 ± 1.1), small 33.1 / 30.3 / 29.4 /
+# 29.7 / 28.3 (30.2 ± 1.8), novel/base 0.92 / 0.88 / 0.87 / 0.88 / 0.91. Seed 42 at 2 threads (what this test runs;
+# `make train`, 2026-12-05): mIoU 65.14, base 66.05, novel 61.32 (0.93 of base), small 30.65. The lower bounds are about
+# 3 standard deviations under the mean (the novel share: the issue's 70 % of base); the upper one says the toy world is
+# not solved (the lab must stay able to measure gains).
+MIN_MIOU = 61.0
 MAX_MIOU = 85.0
-MIN_BASE = 62.0
-MIN_NOVEL_SHARE = 0.5  # novel mIoU / base mIoU
-MIN_SMALL = 29.0
+MIN_BASE = 63.0
+MIN_NOVEL_SHARE = 0.7  # novel mIoU / base mIoU
+MIN_SMALL = 25.0
