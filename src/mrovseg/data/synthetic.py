@@ -145,9 +145,8 @@ class ToyWorld:
         lcm = math.lcm(n_c, n_s)
         picks = [(colours[i % n_c], shapes[(i + i // lcm) % n_s]) for i in range(num_novel)]
         novel = sorted({int(1 + c * n_s + s) for c, s in picks})
-        seen_colours = {c for c, _ in (self.parts(k) for k in range(1, n_c * n_s + 1) if k not in novel)}
-        seen_shapes = {s for _, s in (self.parts(k) for k in range(1, n_c * n_s + 1) if k not in novel)}
-        if len(novel) != num_novel or len(seen_colours) < n_c or len(seen_shapes) < n_s:
+        base = [self.parts(k) for k in range(1, n_c * n_s + 1) if k not in novel]
+        if len(novel) != num_novel or len({c for c, _ in base}) < n_c or len({s for _, s in base}) < n_s:
             raise ValueError(
                 f"num_novel={num_novel} cannot be spread evenly over {n_c} colours and {n_s} shapes "
                 "while every colour and shape keeps a base class; use split='random' or fewer novel classes"
