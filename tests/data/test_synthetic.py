@@ -302,6 +302,27 @@ def test_train_batches_follow_the_contract_with_novel_pixels_ignored() -> None:
     assert saw_novel
 
 
+def test_cached_training_scenes_are_the_rendered_ones_on_every_epoch() -> None:
+    cached = _datamodule(cache_train=True).train_dataset()
+    fresh = _datamodule().train_dataset()
+    for _epoch in range(2):  # the first pass renders and keeps, the second serves the kept scenes
+        for index in (0, 5, 5):
+            a, b = cached[index], fresh[index]
+            assert a["name"] == b["name"] and a["image"].dtype == b["image"].dtype == torch.float32
+            assert torch.equal(a["image"], b["image"]) and torch.equal(
+                a["regions"]["small"], b["regions"]["small"]
+            )
+            assert a["label"].dtype == torch.int64 and torch.equal(a["label"], b["label"])
+    assert sorted(cached._cache) == [0, 5] and fresh._cache is None
+    # A batch stacks copies: writing to it leaves the kept scene as rendered.
+    batch = next(iter(torch.utils.data.DataLoader(cached, batch_size=2)))
+    batch["image"].zero_()
+    batch["label"].zero_()
+    assert torch.equal(cached[0]["image"], fresh[0]["image"]) and torch.equal(
+        cached[0]["label"], fresh[0]["label"]
+    )
+
+
 def test_datamodule_passes_the_split_rule_to_its_world() -> None:
     balanced = _datamodule(split="balanced", split_seed=3)
     assert balanced.world.novel_classes == ToyWorld(split_seed=3, split="balanced").novel_classes
