@@ -24,7 +24,7 @@ demo: $(DEMO_STAMP)         ## the browser demo on the latest default-experiment
 	if [ -z "$$ckpt" ]; then echo "No checkpoint in outputs/train/runs/*/checkpoints/: run 'make train' first (about 10 min on a CPU), then 'make demo'."; exit 1; fi; \
 	echo "demo: $$ckpt"; $(PY) -m mrovseg.demo ckpt_path=$$ckpt $(ARGS)
 
-train: $(STAMP)             ## the default experiment (toy world, CPU, ~6 min on 2 cores)
+train: $(STAMP)             ## the default experiment (toy world, CPU, ~6 min on 2 idle cores)
 	$(PY) -m mrovseg.train $(ARGS)
 
 test: $(STAMP)              ## the test suite without the slow tests
