@@ -21,6 +21,7 @@ samples are the same tensors either way (tests/data/test_synthetic.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -188,17 +189,18 @@ class ToyDataModule(L.LightningDataModule):
         """One benchmark, ``"toy"``: every class of the world, the base ones seen."""
         return [BenchmarkInfo("toy", list(self.world.class_names), list(self.world.base_classes))]
 
+    #: The training set's class; subclasses add to a sample (e.g. captions) through it and
+    #: :meth:`train_dataset_kwargs`.
+    train_dataset_class: type[ToyDataset] = ToyDataset
+
+    def train_dataset_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :attr:`train_dataset_class` beyond the scenes' own."""
+        return {"cache": self.cache_train}
+
     def train_dataset(self) -> ToyDataset:
         """Training scenes, labels remapped to base indices (novel pixels ignored)."""
-        return ToyDataset(
-            self.world,
-            self.train_cfg,
-            self.seed,
-            "train",
-            self.num_train,
-            self.label_map,
-            cache=self.cache_train,
-        )
+        args = (self.world, self.train_cfg, self.seed, "train", self.num_train, self.label_map)
+        return self.train_dataset_class(*args, **self.train_dataset_kwargs())
 
     def eval_dataset(self, split: str) -> ToyDataset:
         """Evaluation scenes of ``split`` (``"val"`` or ``"test"``) with the world's class ids."""

@@ -56,17 +56,11 @@ class ToyMaskCaptionDataModule(ToyDataModule):
         **kwargs: as :class:`ToyDataModule`.
     """
 
+    train_dataset_class = CaptionedToyDataset
+
     def __init__(self, caption_classes: str = "all", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.caption_classes = caption_classes
 
-    def train_dataset(self) -> CaptionedToyDataset:
-        return CaptionedToyDataset(
-            self.world,
-            self.train_cfg,
-            self.seed,
-            "train",
-            self.num_train,
-            self.label_map,
-            caption_classes=self.caption_classes,
-        )
+    def train_dataset_kwargs(self) -> dict[str, Any]:  # captions are drawn per scene, nothing is kept
+        return {"caption_classes": self.caption_classes}
