@@ -10,6 +10,8 @@
         # + paired differences to the reference: mean, 95 % t interval over the shared seeds, verdict
     python scripts/seeds.py --collect outputs/t2/baseline outputs/t2/adapter outputs/t2/decoder outputs/t2/full --steps
         # an ablation ladder (the paper's Table 2): each row paired against the row before it
+    python scripts/seeds.py --collect outputs/seeds/default --spread-goal mIoU=1.5 novel_mIoU=3 small_mIoU=1.5
+        # + each setting's std over seeds with its 95 % interval: goal met, not met or undecided
     python scripts/seeds.py --out outputs/seeds/order --seed-key data.order_seed -- seed=0
         # the data order alone varies (initial weights fixed); with data.order_seed=0 and seed=S: the weights alone
     python -m mrovseg.train -m seed=0,1,2,3,4 model.slice_ratio=0,0.5 hydra.sweep.dir=outputs/sweeps/p
@@ -26,11 +28,13 @@ not run again, so an interrupted measurement resumes (a seed interrupted mid-run
 default 1) and written into ``<out>/summary.json`` with the torch version and the command.
 
 Deciding between settings (``--reference``): each setting is compared with the reference **paired on
-the seeds both ran** (the same seed gives both the same initial weights and data order). Per metric,
-with ``d_s`` = setting − reference on seed ``s`` over the ``n`` shared seeds, the table gives
-``mean(d) ± t_{0.975, n-1} · sd(d) / √n`` (Student's t interval, ddof = 1) and the verdict **better**
-(interval above 0), **worse** (below 0) or **no difference** (contains 0). With one shared seed there
-is no interval (verdict "n < 2").
+the seeds both ran** (the same seed gives both the same initial weights and data order): per metric the
+mean difference with its 95 % Student-t interval and the verdict **better**, **worse** or **no difference**
+(``mrovseg.benchmarking.seed_stats``).
+
+Deciding a spread goal (``--spread-goal mIoU=1.5 novel_mIoU=3 small_mIoU=1.5``): per setting, the sample std
+over its seeds with a 95 % chi-square interval, and **met** (interval ≤ goal), **not met** (above it) or
+**undecided** (``mrovseg.benchmarking.seed_stats``).
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from mrovseg.benchmarking.seed_stats import paired_difference, spread_verdict, std_interval
 
 COLUMNS = ("mIoU", "base_mIoU", "novel_mIoU", "hIoU", "small_mIoU", "pixel_acc")
 
@@ -152,25 +158,6 @@ def markdown(named: list[tuple[str, dict[str, tuple[float, float, int]]]]) -> st
     return "\n".join(lines)
 
 
-def paired_difference(setting: dict[int, float], reference: dict[int, float], level: float = 0.95) -> dict:
-    """Mean difference ``setting − reference`` over the seeds both have, its Student-t interval at
-    ``level`` and the verdict (see the module docstring)."""
-    from scipy import stats
-
-    shared = sorted(set(setting) & set(reference))
-    diffs = [setting[s] - reference[s] for s in shared]
-    n = len(diffs)
-    if n == 0:
-        return {"n": 0, "mean": None, "lo": None, "hi": None, "verdict": "no shared seed"}
-    mean = statistics.fmean(diffs)
-    if n < 2:
-        return {"n": 1, "mean": mean, "lo": None, "hi": None, "verdict": "n < 2"}
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * statistics.stdev(diffs) / n**0.5
-    lo, hi = mean - half, mean + half
-    verdict = "better" if lo > 0 else "worse" if hi < 0 else "no difference"
-    return {"n": n, "mean": mean, "lo": lo, "hi": hi, "verdict": verdict}
-
-
 def per_seed(runs: dict[int, dict], metric: str) -> dict[int, float]:
     """``seed -> value`` of one metric (seeds whose run does not report it are left out)."""
     return {s: float(r[metric]) for s, r in runs.items() if isinstance(r.get(metric), (int, float))}
@@ -203,6 +190,42 @@ def paired_markdown(named: list[tuple[str, dict[int, dict]]], reference: str | N
                 cells.append(f"{d['mean']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}] {d['verdict']}")
         lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def spread_markdown(named: list[tuple[str, dict[int, dict]]], goals: dict[str, float]) -> str:
+    """Per setting and goal metric: the std over seeds with its 95 % chi-square interval and whether
+    the goal ``std ≤ g`` is met, not met or undecided (:mod:`mrovseg.benchmarking.seed_stats`)."""
+    lines = ["Spread over seeds: sample std [95 % chi-square interval] against the goal std ≤ g", ""]
+    lines.append("| setting | seeds | " + " | ".join(f"std {m} (≤ {g:g})" for m, g in goals.items()) + " |")
+    lines.append("|---|---|" + "---|" * len(goals))
+    for name, runs in named:
+        cells, n = [], 0
+        for metric, goal in goals.items():
+            iv = std_interval(list(per_seed(runs, metric).values()))
+            n = max(n, iv["n"])
+            if iv["lo"] is None:
+                cells.append("n < 2")
+            else:
+                verdict = spread_verdict(iv, goal)
+                cells.append(f"{iv['std']:.1f} [{iv['lo']:.1f}, {iv['hi']:.1f}] {verdict}")
+        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def parse_goals(items: list[str]) -> dict[str, float]:
+    """``["mIoU=1.5", ...]`` → ``{"mIoU": 1.5, ...}``; a clear error for anything else."""
+    goals = {}
+    for item in items:
+        metric, sep, value = item.partition("=")
+        try:
+            goals[metric] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or metric not in COLUMNS:
+            raise SystemExit(
+                f"error: --spread-goal {item!r}: expected METRIC=VALUE with METRIC one of {', '.join(COLUMNS)}"
+            )
+    return goals
 
 
 def seed_of(run_dir: Path) -> int:
@@ -290,7 +313,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also print paired differences of each setting to the one before it (an ablation ladder)",
     )
+    parser.add_argument(
+        "--spread-goal",
+        nargs="+",
+        metavar="METRIC=STD",
+        help="also print each setting's std over seeds with its 95 %% interval against these goals",
+    )
     args = parser.parse_args(argv)
+    goals = parse_goals(args.spread_goal) if args.spread_goal else {}
 
     if args.collect or args.multirun:
         if args.multirun:
@@ -319,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             for k, v in groups.items()
         ]
         print(markdown(named))
-        if args.reference or args.steps:
+        if args.reference or args.steps or goals:
             by_seed = {
                 name: dict(zip([seed_of(r) for r in runs], load_metrics(runs, args.benchmark, args.metrics)))
                 for name, runs in groups.items()
@@ -330,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
             for reference in ([args.reference] if args.reference else []) + ([None] if args.steps else []):
                 print()
                 print(paired_markdown(list(by_seed.items()), reference))
+            if goals:
+                print()
+                print(spread_markdown(list(by_seed.items()), goals))
         return 0
     if args.out is None:
         parser.error("--out is required unless --collect is given")

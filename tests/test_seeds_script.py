@@ -89,6 +89,31 @@ def test_paired_interval_matches_a_hand_computation() -> None:
     assert seeds.paired_difference({0: 1.0}, {0: 0.0})["verdict"] == "n < 2"
 
 
+def test_std_interval_matches_a_hand_computation() -> None:
+    """Values 1..5: s = √2.5 = 1.5811; χ²(0.975, 4) = 11.1433, χ²(0.025, 4) = 0.48442:
+    [s·√(4/11.1433), s·√(4/0.48442)] = [0.9473, 4.5435]."""
+    from mrovseg.benchmarking.seed_stats import spread_verdict, std_interval
+
+    iv = std_interval([3.0, 1.0, 5.0, 2.0, 4.0])
+    assert iv["n"] == 5 and iv["std"] == pytest.approx(1.58114, abs=1e-5)
+    assert iv["lo"] == pytest.approx(0.94731, abs=1e-4) and iv["hi"] == pytest.approx(4.54349, abs=1e-4)
+    assert spread_verdict(iv, 5.0) == "met" and spread_verdict(iv, 0.9) == "not met"
+    assert spread_verdict(iv, 1.5) == "undecided"
+    assert std_interval([1.0])["lo"] is None and spread_verdict(std_interval([1.0]), 1.0) == "n < 2"
+
+
+def test_spread_goal_table_and_bad_goal(tmp_path: Path, capsys) -> None:
+    for seed, m in enumerate([1.0, 2.0, 3.0, 4.0, 5.0]):
+        write_run(tmp_path / "a", seed, m, 10.0 + 0.01 * seed)
+    assert seeds.main(["--collect", str(tmp_path / "a"), "--spread-goal", "mIoU=1.5", "novel_mIoU=3"]) == 0
+    out = capsys.readouterr().out.split("Spread over seeds")[1]
+    row = next(line for line in out.splitlines() if line.startswith("| a |"))
+    assert "| 5 | 1.6 [0.9, 4.5] undecided | 0.0 [0.0, 0.0] met |" in row
+    for bad in ("mIoU", "mIoU=x", "accuracy=1"):
+        with pytest.raises(SystemExit, match="expected METRIC=VALUE"):
+            seeds.main(["--collect", str(tmp_path / "a"), "--spread-goal", bad])
+
+
 def test_pairing_uses_seeds_not_order(tmp_path: Path, capsys) -> None:
     """The same differences whatever order the runs are listed in; unshared seeds are left out."""
     for seed, m in [(0, 50.0), (1, 60.0), (2, 55.0)]:
