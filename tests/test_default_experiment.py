@@ -74,14 +74,14 @@ def test_full_default_experiment(tmp_path: Path) -> None:
 
 
 # Bounds outside the spread the dev box measured on the default (the lean recipe on the balanced split, BENCHMARKS.md
-# "The lab, sixth session"): seeds 0-4, single-threaded, 2026-12-05 (commit 516f570, data.split=balanced): mIoU 66.5 /
-# 65.4 / 65.1 / 65.2 / 63.5 (65.1 ± 1.1), base 67.5 / 67.0 / 66.8 / 66.7 / 64.6 (66.5 ± 1.1), small 33.1 / 30.3 / 29.4 /
-# 29.7 / 28.3 (30.2 ± 1.8), novel/base 0.92 / 0.88 / 0.87 / 0.88 / 0.91. Seed 42 at 2 threads (what this test runs;
-# `make train`, 2026-12-05): mIoU 65.14, base 66.05, novel 61.32 (0.93 of base), small 30.65. The lower bounds are about
-# 3 standard deviations under the mean (the novel share: the 70 % of base); the upper one says the toy world is
-# not solved (the lab must stay able to measure gains).
-MIN_MIOU = 61.0
+# "The lab, seventh session"): seeds 0-9, single-threaded, 2026-12-05 (commits 516f570 and e2b7d5c, the same training
+# path): mIoU 65.6 ± 2.7 (lowest 59.7, seed 7), base 67.1 ± 2.4 (lowest 62.3), small 30.7 ± 2.5 (lowest 26.5),
+# novel/base 0.78-0.94. Seed 42 at 2 threads (what this test runs; `make train`, 2026-12-05): mIoU 65.14, base 66.05,
+# novel 61.32 (0.93 of base), small 30.65. A run on another machine or torch version is another draw of its seed, so
+# the lower bounds sit about 3 standard deviations under the mean (the novel share: the 70 % of base); the
+# upper one says the toy world is not solved (the lab must stay able to measure gains).
+MIN_MIOU = 57.0
 MAX_MIOU = 85.0
-MIN_BASE = 63.0
+MIN_BASE = 59.0
 MIN_NOVEL_SHARE = 0.7  # novel mIoU / base mIoU
-MIN_SMALL = 25.0
+MIN_SMALL = 23.0
