@@ -25,7 +25,6 @@ from typing import Any
 
 import lightning as L
 import numpy as np
-import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mrovseg.constants import IGNORE_INDEX
@@ -65,7 +64,7 @@ class ToyDataset(Dataset):
         self.world, self.cfg, self.seed, self.split, self.length = world, cfg, seed, split, length
         self.label_map = label_map
         self.short_side = short_side
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = {} if cache else None
+        self._cache: dict[int, dict] | None = {} if cache else None
 
     def __len__(self) -> int:
         return self.length
@@ -73,28 +72,23 @@ class ToyDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < self.length:
             raise IndexError(index)
-        name = f"toy_{self.split}_{index:05d}"
-        if self._cache is not None and index in self._cache:
-            image, label, small = self._cache[index]
-            return {
-                "image": torch.from_numpy(image),  # never written to: the collate stacks a copy
-                "label": torch.from_numpy(label.astype(np.int64)),
-                "name": name,
-                "regions": {"small": torch.from_numpy(small)},
-            }
+        if (
+            self._cache is not None and index in self._cache
+        ):  # the collate stacks copies: the kept tensors stay
+            kept = self._cache[index]
+            return {**kept, "label": kept["label"].long(), "regions": dict(kept["regions"])}
         scene = render_scene(scene_rng(self.seed, self.split, index), self.world, self.cfg)
         if self.label_map is not None:
             scene.label = self.label_map[scene.label]
         if self.short_side is not None:
             scene.image = resize_short_side(scene.image, self.short_side)
-        sample = to_sample(scene, name)
-        if self._cache is not None:  # labels fit int16 (class ids and IGNORE_INDEX = -1)
-            label = sample["label"].numpy()
-            self._cache[index] = (
-                sample["image"].numpy(),
-                label.astype(np.int16),
-                sample["regions"]["small"].numpy(),
-            )
+        sample = to_sample(scene, f"toy_{self.split}_{index:05d}")
+        if self._cache is not None:  # labels kept as int16 (class ids and IGNORE_INDEX = -1 fit)
+            self._cache[index] = {
+                **sample,
+                "label": sample["label"].short(),
+                "regions": dict(sample["regions"]),
+            }
         return sample
 
 
