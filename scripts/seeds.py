@@ -216,15 +216,16 @@ def parse_goals(items: list[str]) -> dict[str, float]:
     """``["mIoU=1.5", ...]`` → ``{"mIoU": 1.5, ...}``; a clear error for anything else."""
     goals = {}
     for item in items:
-        metric, sep, value = item.partition("=")
+        metric, _, value = item.partition("=")
         try:
-            goals[metric] = float(value)
+            goal = float(value)
         except ValueError:
-            sep = ""
-        if not sep or metric not in COLUMNS:
+            goal = None
+        if goal is None or metric not in COLUMNS:
             raise SystemExit(
                 f"error: --spread-goal {item!r}: expected METRIC=VALUE with METRIC one of {', '.join(COLUMNS)}"
             )
+        goals[metric] = goal
     return goals
 
 
