@@ -14,7 +14,7 @@ base ones as seen, for base/novel/hIoU. Every sample carries ``regions["small"]`
 Scenes are rendered on the fly in ``__getitem__``, deterministically from ``(seed, split, index)``:
 a 64² scene takes ~1.2 ms on the 2-core box, 8 per training step, ~24 s of a 2,500-step run (7 % of it).
 A scene does not change between epochs, so the training set keeps what it rendered (``cache_train``,
-~230 MB for 4,096 scenes, kept compact: labels as int16) and renders each scene once per run; the
+~300 MB more peak memory for 4,096 scenes; labels kept as int16) and renders each scene once per run; the
 samples are the same tensors either way (tests/data/test_synthetic.py).
 """
 
@@ -118,7 +118,7 @@ class ToyDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes.
         order_seed: Seed of the training data order alone (a lab tool to split the seed spread
             into initial weights vs data order); None: the order follows the run's ``seed``.
-        cache_train: Render each training scene once and keep it (same samples, ~19 s less per default run).
+        cache_train: Render each training scene once and keep it (same samples, ~16 s less per default run).
     """
 
     #: The benchmarks this datamodule serves whatever the config asks (``eval.benchmarks`` is checked
