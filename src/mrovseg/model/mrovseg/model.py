@@ -31,6 +31,8 @@ from mrovseg.model.mrovseg.adapter import MultiResAdapter
 from mrovseg.model.mrovseg.classifier import MultiGrainedClassifier
 from mrovseg.model.mrovseg.mask_decoder import MaskDecoder
 from mrovseg.model.mrovseg.slicer import Slicer
+from mrovseg.model.ovseg.mask_prompt_clip import MaskPromptCLIP
+from mrovseg.model.region_ensemble import ensembled
 
 INITS = ("torch", "vit")
 
@@ -76,6 +78,10 @@ class MROVSeg(nn.Module):
         init: initial weights of the trainable parts' linear layers: ``"torch"`` (PyTorch's defaults,
             uniform with bound 1/sqrt(fan_in)) or ``"vit"`` (the ViT / DETR transformer convention:
             normal of std 0.02, zero biases; convolutions and zero-initialised gates keep theirs).
+        region_ensemble: λ of a geometric ensemble, at evaluation only, with the frozen CLIP on each
+            predicted mask's crop (:mod:`mrovseg.model.region_ensemble`; an extension, not the paper's);
+            0 = off (the paper's inference), 1 = the region crops' CLIP scores alone.
+        region_mask_thr: binarisation threshold of the masks whose crops CLIP classifies.
     """
 
     def __init__(
@@ -89,10 +95,22 @@ class MROVSeg(nn.Module):
         classifier: Mapping[str, Any] | None = None,
         deep_supervision: bool = True,
         init: str = "torch",
+        region_ensemble: float = 0.0,
+        region_mask_thr: float = 0.5,
     ) -> None:
         super().__init__()
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        if not 0 <= region_ensemble <= 1 or not 0 < region_mask_thr < 1:
+            raise ValueError(
+                f"region_ensemble must be in [0, 1] and region_mask_thr in (0, 1), got {region_ensemble} "
+                f"and {region_mask_thr}."
+            )
+        self.region_ensemble = region_ensemble
+        self.region_mask_thr = region_mask_thr
+        # CLIP on region crops, no prompts and no weights of its own: held outside the module tree, so the
+        # state dict (and every checkpoint) is the same with the ensemble on or off
+        self._region_clip = (MaskPromptCLIP(backbone, prompt_depth=0),)
         self.backbone = backbone
         self.slicer = Slicer(slice_ratio, clip_size, backbone.patch_size)
         if not 1 <= num_cls_blocks <= backbone.depth:
@@ -214,6 +232,22 @@ class MROVSeg(nn.Module):
         return result
 
     def semantic_scores(self, images: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
-        """Per-class scores ``(B, K, h, w)`` (semantic inference of the final prediction)."""
+        """Per-class scores ``(B, K, h, w)`` (semantic inference of the final prediction; with
+        ``region_ensemble`` > 0 the class probabilities are first ensembled with CLIP's on each mask's crop)."""
         out = self(images, text_embeddings)
-        return semantic_inference(out["pred_logits"], out["pred_masks"])
+        if self.region_ensemble <= 0:
+            return semantic_inference(out["pred_logits"], out["pred_masks"])
+
+        def region_logits(binary: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
+            emb = self._region_clip[0](self.backbone, images, binary, image_index, use_prompts=False)
+            return self.backbone.logit_scale * emb @ text_embeddings.float().T
+
+        probs, _ = ensembled(
+            images,
+            out["pred_logits"],
+            out["pred_masks"],
+            self.region_ensemble,
+            self.region_mask_thr,
+            region_logits,
+        )
+        return torch.einsum("bnk,bnhw->bkhw", probs, out["pred_masks"].float().sigmoid())

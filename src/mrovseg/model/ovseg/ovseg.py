@@ -31,37 +31,9 @@ from mrovseg.model.clip_backbone import CLIPBackbone, trainable_parameters
 from mrovseg.model.inference import semantic_inference
 from mrovseg.model.ovseg.mask_prompt_clip import MaskPromptCLIP
 from mrovseg.model.ovseg.proposal_head import ProposalHead
+from mrovseg.model.region_ensemble import binary_masks, ensemble_probs, ensembled, probs_to_logits
 
-_EPS = 1e-30
-
-
-def ensemble_probs(
-    p_mf: torch.Tensor, p_clip: torch.Tensor, valid: torch.Tensor, weight: float
-) -> torch.Tensor:
-    """OVSeg's ensemble ``(…, K)``: ``p_mf^(1−λ) · p_clip^λ``, with ``p_clip = 1`` for empty proposals.
-
-    Args:
-        p_mf: ``(…, K)`` in-vocabulary probabilities (no-object dropped after the softmax).
-        p_clip: ``(…, K)`` CLIP probabilities (ignored where not ``valid``).
-        valid: ``(…)`` bool, proposals with a non-empty mask.
-        weight: λ; 0 = CLIP alone with empty proposals dropped (their probabilities are 0).
-    """
-    if weight > 0:
-        return p_mf.pow(1 - weight) * torch.where(valid[..., None], p_clip, torch.ones_like(p_clip)).pow(
-            weight
-        )
-    return torch.where(valid[..., None], p_clip, torch.zeros_like(p_clip))
-
-
-def probs_to_logits(p: torch.Tensor) -> torch.Tensor:
-    """``(…, K)`` scores → ``(…, K+1)`` logits whose softmax without the last column is ``p / max(1, Σp)``.
-
-    Exact (``p`` itself) when ``Σp ≤ 1``, which Hölder's inequality guarantees for every non-empty
-    proposal; only an empty proposal (``p = p_mf^(1−λ)``) can exceed 1 and is then rescaled.
-    """
-    p = p / p.sum(dim=-1, keepdim=True).clamp_min(1.0)
-    void = (1 - p.sum(dim=-1, keepdim=True)).clamp_min(_EPS)
-    return torch.cat([p.clamp_min(_EPS).log(), void.log()], dim=-1)
+__all__ = ["OVSeg", "ensemble_probs", "probs_to_logits"]
 
 
 class OVSeg(nn.Module):
@@ -132,8 +104,7 @@ class OVSeg(nn.Module):
 
     def binary_masks(self, pred_masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """``(B, N, h, w)`` mask logits → ``(B, N, H, W)`` bool (bilinear upsampling, sigmoid > thr)."""
-        up = F.interpolate(pred_masks.float(), size=size, mode="bilinear", align_corners=False)
-        return up.sigmoid() > self.mask_thr
+        return binary_masks(pred_masks, size, self.mask_thr)
 
     # ------------------------------------------------------------------ stage 2
     def region_embeddings(
@@ -150,24 +121,19 @@ class OVSeg(nn.Module):
     def ensemble(self, images: torch.Tensor, text: torch.Tensor, result: dict[str, Any]) -> dict[str, Any]:
         """Replaces ``pred_logits`` of a stage-1 result with the CLIP ensemble (see module docstring)."""
         logits, masks = result["pred_logits"].float(), result["pred_masks"]
-        b, n, k1 = logits.shape
-        p_mf = logits.softmax(dim=-1)[..., :-1]
-        binary = self.binary_masks(masks, tuple(images.shape[-2:])).flatten(0, 1)
-        valid = binary.flatten(1).any(dim=1)
-        idx = valid.nonzero()[:, 0]
-        p_clip = torch.ones(b * n, k1 - 1, device=logits.device)
-        if len(idx):
-            emb = self.region_embeddings(images, binary[idx], idx // n, use_prompts=self.mask_prompts)
-            logits_clip = self.region_logits(emb, text).float()  # float32 under bf16 autocast too
-            p_clip[idx] = logits_clip.softmax(dim=-1)
-        probs = ensemble_probs(p_mf, p_clip.view(b, n, -1), valid.view(b, n), self.ensemble_weight)
+
+        def region_logits(binary: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
+            emb = self.region_embeddings(images, binary, image_index, use_prompts=self.mask_prompts)
+            return self.region_logits(emb, text)
+
+        probs, valid = ensembled(images, logits, masks, self.ensemble_weight, self.mask_thr, region_logits)
         return {
             "pred_logits": probs_to_logits(probs),
             "pred_probs": probs,
             "pred_masks": masks,
             "aux_outputs": [],
             "proposal_logits": logits,
-            "region_valid": valid.view(b, n),
+            "region_valid": valid,
         }
 
     # ------------------------------------------------------------------ API shared with MROVSeg
