@@ -94,3 +94,20 @@ def test_region_probs_crops_only_non_empty_masks():
 def test_bad_settings_raise(make_model, options):
     with pytest.raises(ValueError, match="region_ensemble must be in"):
         make_model(**options)
+
+
+def test_bf16_evaluation_runs_the_crops_too(make_backbone, text_embeddings):
+    from mrovseg.model.mrovseg import MROVSeg
+    from mrovseg.serving.precision import precision_context, prepare_model
+    from tests.conftest import TINY_ADAPTER
+
+    torch.manual_seed(0)
+    backbone = make_backbone()  # its own CLIP: bf16 casts the weights in place (the shared one stays fp32)
+    model = MROVSeg(backbone, 0.5, 32, 1, adapter=TINY_ADAPTER, region_ensemble=0.2).eval()
+    images = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        fp32 = model.semantic_scores(images, text_embeddings)
+        prepare_model(model, "bf16")  # the frozen CLIP's weights in bf16, as precision=bf16 does
+        with precision_context("bf16", "cpu"):
+            bf16 = model.semantic_scores(images, text_embeddings).float()
+    torch.testing.assert_close(bf16, fp32, atol=0.05, rtol=0.05)
