@@ -129,3 +129,20 @@ def test_eval_cli_rejects_a_checkpoint_of_another_architecture(
     assert "does not match the configured architecture" in proc.stderr, describe(proc)
     assert "model.adapter.blocks.2." in proc.stderr, describe(proc)
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_region_ensemble_is_an_evaluation_override_also_for_checkpoints_without_it(
+    tmp_path: Path, trained: tuple[Path, list[str]]
+) -> None:
+    from mrovseg.training.checkpoint import CONFIG_KEY, build_config_with_overrides
+
+    ckpt, overrides = trained
+    contents = read_checkpoint(ckpt)
+    # as every checkpoint written before the switch: no region_ensemble in its stored config
+    contents[CONFIG_KEY]["model"].pop("region_ensemble", None)
+    with composed("eval", tmp_path, overrides) as cfg:
+        plain = build_config_with_overrides(cfg, contents, [], source=ckpt)
+        with_crops = build_config_with_overrides(cfg, contents, ["model.region_ensemble=0.2"], source=ckpt)
+    assert "region_ensemble" not in plain["model"]  # the model's default applies: off
+    assert with_crops["model"]["region_ensemble"] == 0.2
+    assert {k: v for k, v in with_crops["model"].items() if k != "region_ensemble"} == plain["model"]
