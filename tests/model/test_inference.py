@@ -103,3 +103,18 @@ def test_upsample_argmax_equals_interpolate_then_argmax(shape, size, chunk_rows:
     labels = upsample_argmax(scores, size, chunk_rows=chunk_rows)
     assert labels.shape == size and labels.dtype == torch.long
     assert torch.equal(labels, expected)
+
+
+def test_upsample_argmax_breaks_ties_like_interpolate_then_argmax() -> None:
+    """Duplicated classes tie everywhere: both pick the first; 31 classes, uneven bands.
+
+    (Upsampling only: when ``F.interpolate`` downsamples, its vectorised kernel can round two identical
+    channels differently, so the reference itself splits such ties.)
+    """
+    scores = torch.randn(16, 23, 29, generator=torch.Generator().manual_seed(1))
+    scores = torch.cat([scores, scores[:15]])  # classes 16..30 repeat 0..14
+    for size in ((101, 67), (50, 200)):
+        expected = F.interpolate(scores[None], size=size, mode="bilinear", align_corners=False).argmax(1)[0]
+        labels = upsample_argmax(scores, size, chunk_rows=5)
+        assert torch.equal(labels, expected)
+        assert int(labels.max()) < 16  # never a duplicate's second copy

@@ -64,7 +64,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Size of one ``(K, rows, W)`` float32 band of the full-resolution upsampling (:func:`upsample_argmax`
+#: Size of one ``(rows, W, K)`` float32 band of the full-resolution upsampling (:func:`upsample_argmax`
 #: works in row bands); the row count is chosen so a band stays near this whatever K and W are.
 BAND_BYTES = 16 * 2**20
 
