@@ -12,6 +12,8 @@
         # an ablation ladder (the paper's Table 2): each row paired against the row before it
     python scripts/seeds.py --collect outputs/seeds/default --spread-goal mIoU=1.5 novel_mIoU=3 small_mIoU=1.5
         # + each setting's std over seeds with its 95 % interval: goal met, not met or undecided
+    python scripts/seeds.py --collect outputs/seeds/default outputs/seeds/p0 --reference outputs/seeds/default --power 1 2 4
+        # + what the seeds can decide: the smallest effect decided with 80 % power, seeds needed for 1, 2, 4 points
     python scripts/seeds.py --out outputs/seeds/order --seed-key data.order_seed -- seed=0
         # the data order alone varies (initial weights fixed); with data.order_seed=0 and seed=S: the weights alone
     python -m mrovseg.train -m seed=0,1,2,3,4 model.slice_ratio=0,0.5 hydra.sweep.dir=outputs/sweeps/p
@@ -35,12 +37,15 @@ mean difference with its 95 % Student-t interval and the verdict **better**, **w
 Deciding a spread goal (``--spread-goal mIoU=1.5 novel_mIoU=3 small_mIoU=1.5``): per setting, the sample std
 over its seeds with a 95 % chi-square interval, and **met** (interval ≤ goal), **not met** (above it) or
 **undecided** (``mrovseg.benchmarking.seed_stats``).
+
+Planning seeds (``--power 1 2 4``): per setting and metric the std ``σ_d`` of the per-seed differences
+(to ``--reference`` on the shared seeds, else ``√2·σ`` of independent runs), the smallest effect those
+seeds decide with 80 % power, and the seeds needed to decide each effect (noncentral t; ``seed_stats``).
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import statistics
@@ -51,9 +56,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from mrovseg.benchmarking.seed_stats import paired_difference, spread_verdict, std_interval
-
-COLUMNS = ("mIoU", "base_mIoU", "novel_mIoU", "hIoU", "small_mIoU", "pixel_acc")
+from mrovseg.benchmarking.seed_stats import paired_difference  # noqa: F401 (the tests' entry point)
+from mrovseg.benchmarking.seed_tables import (
+    CPU_COLUMN,
+    markdown,
+    paired_markdown,
+    parse_effects,
+    parse_goals,
+    power_markdown,
+    spread_markdown,
+    summarize,
+)
 
 
 def run_seed(
@@ -114,10 +127,6 @@ def load_metrics(
     return rows
 
 
-#: The column of CPU seconds per run (``seeds_cpu.txt``, written by :func:`run_seed`), where runs have it.
-CPU_COLUMN = "CPU-s / run"
-
-
 def cpu_seconds(run_dirs: list[Path]) -> dict[str, tuple[float, float, int]]:
     """``{CPU_COLUMN: (mean, std, n)}`` over the runs with a ``seeds_cpu.txt`` (empty when none has)."""
     values = [float((r / "seeds_cpu.txt").read_text()) for r in run_dirs if (r / "seeds_cpu.txt").is_file()]
@@ -130,103 +139,6 @@ def cpu_seconds(run_dirs: list[Path]) -> dict[str, tuple[float, float, int]]:
             len(values),
         )
     }
-
-
-def summarize(rows: list[dict]) -> dict[str, tuple[float, float, int]]:
-    """``metric -> (mean, sample std, n)`` over the runs that report it (std 0 for one run)."""
-    out = {}
-    for col in COLUMNS:
-        values = [float(r[col]) for r in rows if isinstance(r.get(col), (int, float))]
-        if values:
-            std = statistics.stdev(values) if len(values) > 1 else 0.0
-            out[col] = (statistics.fmean(values), std, len(values))
-    return out
-
-
-def markdown(named: list[tuple[str, dict[str, tuple[float, float, int]]]]) -> str:
-    """One table row per configuration: ``mean ± std`` per metric and the number of seeds."""
-    cols = [c for c in (*COLUMNS, CPU_COLUMN) if any(c in s for _, s in named)]
-    lines = ["| run | seeds | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
-    for name, stats in named:
-        n = max((v[2] for c, v in stats.items() if c != CPU_COLUMN), default=0)
-        digits = {CPU_COLUMN: 0}
-        cells = [
-            f"{stats[c][0]:.{digits.get(c, 1)}f} ± {stats[c][1]:.{digits.get(c, 1)}f}" if c in stats else "–"
-            for c in cols
-        ]
-        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def per_seed(runs: dict[int, dict], metric: str) -> dict[int, float]:
-    """``seed -> value`` of one metric (seeds whose run does not report it are left out)."""
-    return {s: float(r[metric]) for s, r in runs.items() if isinstance(r.get(metric), (int, float))}
-
-
-def paired_markdown(named: list[tuple[str, dict[int, dict]]], reference: str | None) -> str:
-    """Per metric ``Δ mean [lo, hi] verdict``: one row per setting other than ``reference`` against it,
-    or with ``reference=None`` one row per step of a ladder, each setting against the one before it."""
-    cols = [c for c in COLUMNS if any(per_seed(runs, c) for _, runs in named)]
-    if reference is None:
-        pairs = [
-            (f"{prev} → {name}", runs, prev_runs)
-            for (prev, prev_runs), (name, runs) in itertools.pairwise(named)
-        ]
-        title = "Paired on seeds, 95 % t interval, each row against the row before it"
-    else:
-        ref = dict(named)[reference]
-        pairs = [(name, runs, ref) for name, runs in named if name != reference]
-        title = f"Paired on seeds, 95 % t interval, reference **{reference}**"
-    lines = [title, "", "| setting | seeds | " + " | ".join(f"Δ {c}" for c in cols) + " |"]
-    lines.append("|---|---|" + "---|" * len(cols))
-    for name, runs, ref in pairs:
-        cells, n = [], 0
-        for c in cols:
-            d = paired_difference(per_seed(runs, c), per_seed(ref, c))
-            n = max(n, d["n"])
-            if d["lo"] is None:
-                cells.append(d["verdict"] if d["mean"] is None else f"{d['mean']:+.1f} (n < 2)")
-            else:
-                cells.append(f"{d['mean']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}] {d['verdict']}")
-        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def spread_markdown(named: list[tuple[str, dict[int, dict]]], goals: dict[str, float]) -> str:
-    """Per setting and goal metric: the std over seeds with its 95 % chi-square interval and whether
-    the goal ``std ≤ g`` is met, not met or undecided (:mod:`mrovseg.benchmarking.seed_stats`)."""
-    lines = ["Spread over seeds: sample std [95 % chi-square interval] against the goal std ≤ g", ""]
-    lines.append("| setting | seeds | " + " | ".join(f"std {m} (≤ {g:g})" for m, g in goals.items()) + " |")
-    lines.append("|---|---|" + "---|" * len(goals))
-    for name, runs in named:
-        cells, n = [], 0
-        for metric, goal in goals.items():
-            iv = std_interval(list(per_seed(runs, metric).values()))
-            n = max(n, iv["n"])
-            if iv["lo"] is None:
-                cells.append("n < 2")
-            else:
-                verdict = spread_verdict(iv, goal)
-                cells.append(f"{iv['std']:.1f} [{iv['lo']:.1f}, {iv['hi']:.1f}] {verdict}")
-        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def parse_goals(items: list[str]) -> dict[str, float]:
-    """``["mIoU=1.5", ...]`` → ``{"mIoU": 1.5, ...}``; a clear error for anything else."""
-    goals = {}
-    for item in items:
-        metric, _, value = item.partition("=")
-        try:
-            goal = float(value)
-        except ValueError:
-            goal = None
-        if goal is None or metric not in COLUMNS:
-            raise SystemExit(
-                f"error: --spread-goal {item!r}: expected METRIC=VALUE with METRIC one of {', '.join(COLUMNS)}"
-            )
-        goals[metric] = goal
-    return goals
 
 
 def seed_of(run_dir: Path) -> int:
@@ -320,8 +232,15 @@ def main(argv: list[str] | None = None) -> int:
         metavar="METRIC=STD",
         help="also print each setting's std over seeds with its 95 %% interval against these goals",
     )
+    parser.add_argument(
+        "--power",
+        nargs="+",
+        metavar="DELTA",
+        help="also print what the seeds can decide: the seeds needed for these effects (metric points)",
+    )
     args = parser.parse_args(argv)
     goals = parse_goals(args.spread_goal) if args.spread_goal else {}
+    effects = parse_effects(args.power) if args.power else []
 
     if args.collect or args.multirun:
         if args.multirun:
@@ -350,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             for k, v in groups.items()
         ]
         print(markdown(named))
-        if args.reference or args.steps or goals:
+        if args.reference or args.steps or goals or effects:
             by_seed = {
                 name: dict(zip([seed_of(r) for r in runs], load_metrics(runs, args.benchmark, args.metrics)))
                 for name, runs in groups.items()
@@ -364,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
             if goals:
                 print()
                 print(spread_markdown(list(by_seed.items()), goals))
+            if effects:
+                print()
+                print(power_markdown(list(by_seed.items()), args.reference, effects))
         return 0
     if args.out is None:
         parser.error("--out is required unless --collect is given")

@@ -207,3 +207,64 @@ def test_collect_adds_cpu_seconds_where_runs_have_them(tmp_path: Path, capsys) -
     assert out[0] == "| run | seeds | mIoU | novel_mIoU | CPU-s / run |"
     assert out[2] == "| a | 2 | 50.0 ± 0.0 | 10.0 ± 0.0 | 120 ± 28 |"
     assert out[3] == "| b | 1 | 60.0 ± 0.0 | 20.0 ± 0.0 | – |"
+
+
+def test_seeds_needed_matches_cohens_table() -> None:
+    """Paired t, two-sided 0.05, 80 % power (Cohen 1988; G*Power): d = Δ/σ_d = 1 → 10, 0.8 → 15, 0.5 → 34,
+    0.2 → 199; only the ratio matters."""
+    from mrovseg.benchmarking.seed_stats import seeds_needed
+
+    assert [seeds_needed(d, 1.0) for d in (1.0, 0.8, 0.5, 0.2)] == [10, 15, 34, 199]
+    assert seeds_needed(4.0, 4.0) == 10 and seeds_needed(-2.0, 4.0) == 34  # the sign does not matter
+    assert seeds_needed(0.0, 1.0) is None and seeds_needed(0.01, 1.0, max_seeds=1000) is None
+
+
+def test_paired_power_matches_a_simulation() -> None:
+    """40,000 simulated 6-seed comparisons with true Δ = 1.5, σ_d = 2: the share of verdicts other than
+    "no difference" is the noncentral-t power (binomial standard error ≈ 0.0023)."""
+    import numpy as np
+    from scipy import stats
+
+    from mrovseg.benchmarking.seed_stats import paired_power
+
+    n, diffs = 6, np.random.default_rng(0).normal(1.5, 2.0, size=(40_000, 6))
+    t = diffs.mean(1) / (diffs.std(1, ddof=1) / n**0.5)
+    simulated = float((np.abs(t) > stats.t.ppf(0.975, n - 1)).mean())
+    assert paired_power(1.5, 2.0, n) == pytest.approx(simulated, abs=0.01)
+    assert paired_power(0.0, 2.0, n) == pytest.approx(0.05, abs=1e-9)  # no effect: the test's level
+    with pytest.raises(ValueError, match="n must be >= 2"):
+        paired_power(1.0, 1.0, 1)
+
+
+def test_smallest_effect_is_the_inverse_of_the_power() -> None:
+    from mrovseg.benchmarking.seed_stats import paired_power, seeds_needed, smallest_effect
+
+    delta = smallest_effect(2.0, 5)
+    assert paired_power(delta, 2.0, 5) == pytest.approx(0.8, abs=1e-5)
+    assert seeds_needed(delta * 1.0001, 2.0) == 5 and seeds_needed(delta * 0.99, 2.0) == 6
+    assert smallest_effect(1.0, 10) == pytest.approx(1.0, abs=0.01)  # Cohen's d = 1 at 10 seeds
+
+
+def test_power_table_paired_and_unpaired(tmp_path: Path, capsys) -> None:
+    """Paired: σ_d of the per-seed differences (+1, +3, +2, +2: sd 0.8165); unpaired (no reference):
+    √2 × the setting's std (values 50, 52, 54, 56: sd 2.582 → 3.651)."""
+    from mrovseg.benchmarking.seed_stats import seeds_needed, smallest_effect
+
+    for seed, m in enumerate([50.0, 52.0, 54.0, 56.0]):
+        write_run(tmp_path / "ref", seed, m, 10.0)
+    for seed, d in enumerate([1.0, 3.0, 2.0, 2.0]):
+        write_run(tmp_path / "new", seed, 50.0 + 2 * seed + d, 10.0)
+    ref = str(tmp_path / "ref")
+    assert seeds.main(["--collect", ref, str(tmp_path / "new"), "--reference", ref, "--power", "1", "2"]) == 0
+    out = capsys.readouterr().out.split("What the seeds can decide")[1]
+    row = next(line for line in out.splitlines() if line.startswith("| new | mIoU |"))
+    sd = statistics.stdev([1.0, 3.0, 2.0, 2.0])
+    expected = f"| new | mIoU | 4 | 0.8 | {smallest_effect(sd, 4):.1f} | {seeds_needed(1, sd)} | {seeds_needed(2, sd)} |"
+    assert row == expected
+    assert "| ref |" not in out  # the reference is not compared with itself
+    assert seeds.main(["--collect", ref, "--power", "4"]) == 0
+    out = capsys.readouterr().out.split("What the seeds can decide")[1]
+    sd = statistics.stdev([50.0, 52.0, 54.0, 56.0]) * 2**0.5
+    assert f"| ref | mIoU | 4 | 3.7 | {smallest_effect(sd, 4):.1f} | {seeds_needed(4, sd)} |" in out
+    with pytest.raises(SystemExit, match="expected a positive effect size"):
+        seeds.main(["--collect", ref, "--power", "-1"])
