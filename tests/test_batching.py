@@ -125,3 +125,22 @@ def test_training_accumulates_to_the_global_batch(tmp_path: Path) -> None:
     assert trainer.fit_loop.epoch_loop.batch_progress.total.completed == 4
     assert validations.at_steps == [2]  # val_check_interval=2 stays in optimizer steps
     assert module.results["val"]["toy"]["num_images"] == 2
+
+
+def test_flip_averages_the_mirrored_scores() -> None:
+    """A score that is the column's position inside its window (0 at the left edge, 1 at the right):
+    with one window over the whole image the mirrored pass flipped back scores 1 − that, so their mean
+    is 0.5 everywhere; a mirror-symmetric score (the image itself) is unchanged by the flip."""
+    ramp = torch.linspace(0, 1, 32)
+
+    def position(windows: torch.Tensor) -> torch.Tensor:
+        return ramp.expand(windows.shape[0], 1, 32, 32).clone()
+
+    image = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0))
+    plain = sliding_window(position, image, 32)
+    torch.testing.assert_close(plain[0], ramp.expand(32, 32))
+    torch.testing.assert_close(sliding_window(position, image, 32, flip=True), torch.full((1, 32, 32), 0.5))
+    wide = torch.rand(3, 40, 90, generator=torch.Generator().manual_seed(1))
+    same = sliding_window(lambda w: w, wide, 32, flip=True)
+    torch.testing.assert_close(same, sliding_window(lambda w: w, wide, 32))
+    torch.testing.assert_close(same, wide)

@@ -146,3 +146,27 @@ def test_region_ensemble_is_an_evaluation_override_also_for_checkpoints_without_
     assert "region_ensemble" not in plain["model"]  # the model's default applies: off
     assert with_crops["model"]["region_ensemble"] == 0.2
     assert {k: v for k, v in with_crops["model"].items() if k != "region_ensemble"} == plain["model"]
+
+
+def test_flip_is_an_evaluation_override_that_averages_both_flips(
+    tmp_path: Path, trained: tuple[Path, list[str]]
+) -> None:
+    """``module.flip=true`` reaches a checkpoint written without the switch, and the module's scores are
+    the mean of the image's and the mirrored image's (flipped back)."""
+    import torch
+
+    from mrovseg.training.checkpoint import CONFIG_KEY, build_config_with_overrides
+
+    ckpt, overrides = trained
+    contents = read_checkpoint(ckpt)
+    contents[CONFIG_KEY]["module"].pop("flip", None)  # as every checkpoint written before the switch
+    with composed("eval", tmp_path, overrides) as cfg:
+        plain_cfg = build_config_with_overrides(cfg, contents, [], source=ckpt)
+        flip_cfg = build_config_with_overrides(cfg, contents, ["module.flip=true"], source=ckpt)
+    assert "flip" not in plain_cfg["module"] and flip_cfg["module"]["flip"] is True
+    plain, flipped = load_module(ckpt, build_cfg=plain_cfg), load_module(ckpt, build_cfg=flip_cfg)
+    text = plain.text_embeddings(["red circle", "blue square", "background"])
+    image = torch.rand(3, 40, 56, generator=torch.Generator().manual_seed(0))
+    a, b = plain.predict_scores(image, text), plain.predict_scores(image.flip(-1), text).flip(-1)
+    assert not torch.allclose(a, b, atol=1e-4)  # the model is not mirror-symmetric: the switch matters
+    torch.testing.assert_close(flipped.predict_scores(image, text), (a + b) / 2, rtol=1e-5, atol=1e-6)

@@ -41,6 +41,7 @@ def sliding_window(
     window: int,
     overlap: float = 1 / 3,
     window_batch: int = 4,
+    flip: bool = False,
 ) -> torch.Tensor:
     """Per-class scores of a whole image from overlapping windows.
 
@@ -51,10 +52,16 @@ def sliding_window(
         window: window side (the train crop).
         overlap: fraction of a window shared with its neighbour.
         window_batch: windows per ``score_fn`` call.
+        flip: test-time augmentation: also score the horizontally flipped image and average the two
+            score maps (the second flipped back): 2× the forwards.
 
     Returns:
-        ``(K, H, W)`` scores averaged over the windows covering each pixel.
+        ``(K, H, W)`` scores averaged over the windows covering each pixel (and over both flips).
     """
+    if flip:
+        scores = sliding_window(score_fn, image, window, overlap, window_batch)
+        mirrored = sliding_window(score_fn, image.flip(-1), window, overlap, window_batch)
+        return scores.add_(mirrored.flip(-1)).mul_(0.5)
     if image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"Expected an image of shape (3, H, W), got {tuple(image.shape)}.")
     _, h, w = image.shape

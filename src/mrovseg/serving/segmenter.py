@@ -185,6 +185,8 @@ class Segmenter:
             under a score budget (:mod:`mrovseg.serving.pixel_limit`).
         on_large: ``downscale`` (default) or ``refuse``.
         compile: ``torch.compile`` the forward with Inductor's freezing (:mod:`mrovseg.serving.compile`).
+        flip: Test-time augmentation: average the scores with the horizontally flipped image's (2× the
+            forwards; :func:`~mrovseg.model.inference.sliding_window`).
     """
 
     def __init__(
@@ -200,6 +202,7 @@ class Segmenter:
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         on_large: str = "downscale",
         compile: bool = False,
+        flip: bool = False,
     ) -> None:
         if short_side is not None and int(short_side) < 1:
             raise ValueError(f"short_side must be a positive integer or None, got {short_side}.")
@@ -215,6 +218,7 @@ class Segmenter:
         self.window = int(window)
         self.window_overlap = float(window_overlap)
         self.window_batch = int(window_batch)
+        self.flip = bool(flip)
         self.short_side = int(short_side) if short_side is not None else None
 
     @classmethod
@@ -286,6 +290,7 @@ class Segmenter:
         keeps the module's); ``options`` as the constructor's."""
         hp = module.hparams
         batch = window_batch if window_batch is not None else hp.window_batch
+        options.setdefault("flip", bool(hp.get("flip", False)))
         return cls(module.model, module.templates, hp.window, hp.window_overlap, batch, **options)
 
     @classmethod
@@ -329,6 +334,7 @@ class Segmenter:
                 self.window,
                 self.window_overlap,
                 self.window_batch,
+                flip=self.flip,
             ).float()
             return refine_scores(self.model, x, scores)
 

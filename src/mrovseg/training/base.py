@@ -69,6 +69,8 @@ class SegmentationModule(L.LightningModule):
         window: sliding-window side at evaluation (the train crop).
         window_overlap: overlap fraction of neighbouring windows.
         window_batch: windows per forward at evaluation.
+        flip: test-time augmentation at evaluation: scores averaged with those of the horizontally
+            flipped image (2× the forwards; :func:`~mrovseg.model.inference.sliding_window`).
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class SegmentationModule(L.LightningModule):
         window: int = 640,
         window_overlap: float = 1 / 3,
         window_batch: int = 4,
+        flip: bool = False,
     ) -> None:
         super().__init__()
         # plain data only in hparams (resuming loads checkpoints with weights_only=True); the optimizer
@@ -162,6 +165,7 @@ class SegmentationModule(L.LightningModule):
             hp.window,
             hp.window_overlap,
             window_batch if window_batch is not None else hp.window_batch,
+            flip=bool(hp.get("flip", False)),  # checkpoints from before the switch have no flip
         )
         return refine_scores(self.model, image, scores)  # training-free models: softmax, PAMR
 
