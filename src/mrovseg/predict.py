@@ -86,7 +86,8 @@ def predict(cfg: DictConfig) -> PredictSummary:
     from mrovseg.data.vocabularies import resolve_vocabulary
     from mrovseg.serving.from_config import training_free_source
     from mrovseg.serving.pixel_limit import DEFAULT_MAX_PIXELS, check_limit
-    from mrovseg.serving.segmenter import Segmenter, resolve_device
+    from mrovseg.serving.precision import resolve_device
+    from mrovseg.serving.segmenter import Segmenter
 
     check_config(cfg)  # e.g. output_dir= an existing file: one line, before the model is loaded
     if not cfg.get("ckpt_path") and not cfg.get("model"):

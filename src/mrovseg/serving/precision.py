@@ -73,6 +73,16 @@ BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 _MARK = "_mrovseg_precision"  # attribute set on a prepared model
 
 
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; a CUDA device without a GPU is an error."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device} was requested but no CUDA GPU is available; use device=cpu.")
+    return dev
+
+
 def cpu_flags(path: str | Path = "/proc/cpuinfo") -> frozenset[str]:
     """The CPU's feature flags (the first ``flags`` line of ``/proc/cpuinfo``); empty where unreadable."""
     try:

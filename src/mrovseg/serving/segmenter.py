@@ -11,21 +11,18 @@
 The pipeline is the one evaluation uses, so API, ``python -m mrovseg.predict`` (which calls this class)
 and ``mrovseg.eval`` agree pixel for pixel:
 
-1. the input becomes ``uint8 (H, W, 3)`` RGB: paths through :func:`mrovseg.data.image_io.load_image`
-   (EXIF orientation applied; grayscale, RGBA, palette and 16-bit files converted), PIL images through
-   the same conversion (EXIF orientation applied too), numpy arrays through
-   :func:`mrovseg.data.image_io.array_to_uint8_rgb`;
+1. the input becomes ``uint8 (H, W, 3)`` RGB: paths and PIL images through :mod:`mrovseg.data.image_io` (EXIF
+   orientation applied; grayscale, RGBA, palette and 16-bit converted), numpy arrays through ``array_to_uint8_rgb``;
 2. the image is resized so its short side is ``short_side`` (:func:`mrovseg.data.transforms.resize_short_side`,
    as evaluation does; ``None`` keeps the native size) and scaled to ``[0, 1]``; an image above
    ``max_pixels`` is downscaled first, or refused (:mod:`mrovseg.serving.pixel_limit`);
 3. :func:`mrovseg.model.inference.sliding_window` over ``model.semantic_scores`` (the evaluation's own
    routine) covers it with windows of the train crop (smaller images are padded) and returns per-class
-   scores ``(K, h, w)`` at this *working* resolution;
+   scores ``(K, h, w)`` at this *working* resolution (``flip=True``: averaged with the mirrored image's);
 4. :func:`mrovseg.model.inference.upsample_argmax` resizes the scores bilinearly to the original
    ``(H, W)`` and takes the argmax in row bands (of about :data:`BAND_BYTES` each), so no ``(K, H, W)``
    map at full resolution is ever allocated: beyond the working-resolution scores, memory grows by about
-   20 bytes per original pixel (the int64 label map, the overlay) — measured in
-   ``tests/predict/test_memory.py``.
+   20 bytes per original pixel (the int64 label map, the overlay; ``tests/predict/test_memory.py``).
 
 Text embeddings are computed once per vocabulary (the CLIP backbone's cache) and reused by every call.
 """
@@ -50,7 +47,13 @@ from mrovseg.data.vocabularies import resolve_vocabulary
 from mrovseg.model.inference import refine_scores, sliding_window, upsample_argmax
 from mrovseg.serving import compile as inference_compile
 from mrovseg.serving.pixel_limit import DEFAULT_MAX_PIXELS, check_limit, load_within, working_short_side
-from mrovseg.serving.precision import check_precision, precision_context, prepare_model, resolve_precision
+from mrovseg.serving.precision import (
+    check_precision,
+    precision_context,
+    prepare_model,
+    resolve_device,
+    resolve_precision,
+)
 
 __all__ = [
     "ImageInput",
@@ -88,16 +91,6 @@ def to_rgb(image: ImageInput) -> np.ndarray:
     if isinstance(image, np.ndarray):
         return array_to_uint8_rgb(image)
     raise TypeError(f"Expected a path, a PIL image or a numpy array, got {type(image).__name__}.")
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; a CUDA device without a GPU is an error."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device} was requested but no CUDA GPU is available; use device=cpu.")
-    return dev
 
 
 # ---------------------------------------------------------------------------------------- result
