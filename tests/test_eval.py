@@ -170,3 +170,14 @@ def test_flip_is_an_evaluation_override_that_averages_both_flips(
     a, b = plain.predict_scores(image, text), plain.predict_scores(image.flip(-1), text).flip(-1)
     assert not torch.allclose(a, b, atol=1e-4)  # the model is not mirror-symmetric: the switch matters
     torch.testing.assert_close(flipped.predict_scores(image, text), (a + b) / 2, rtol=1e-5, atol=1e-6)
+
+
+def test_segmenter_flip_follows_the_checkpoint_unless_asked(trained: tuple[Path, list[str]]) -> None:
+    from mrovseg.serving.segmenter import Segmenter
+
+    ckpt, overrides = trained
+    clip = next(o.split("=", 1)[1] for o in overrides if o.startswith("clip.pretrained="))
+    assert (
+        Segmenter.from_checkpoint(ckpt, clip_pretrained=clip).flip is False
+    )  # trained with module.flip=false
+    assert Segmenter.from_checkpoint(ckpt, clip_pretrained=clip, flip=True).flip is True

@@ -227,6 +227,7 @@ class Segmenter:
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         on_large: str = "downscale",
         compile: bool = False,
+        flip: bool | None = None,
     ) -> Segmenter:
         """Rebuilds the model stored in a checkpoint of ``mrovseg.train`` (the file is read once).
 
@@ -244,7 +245,7 @@ class Segmenter:
             window_batch: Windows per forward pass; None keeps the checkpoint's.
             precision: ``auto`` (default: bf16 where the device runs it natively, else fp32), ``fp32``
                 or ``bf16``; see the class docstring.
-            max_pixels, on_large, compile: The pixel limit and ``torch.compile``; see the class docstring.
+            max_pixels, on_large, compile, flip: See the class docstring (flip None: the checkpoint's).
 
         Raises:
             FileNotFoundError: The checkpoint does not exist.
@@ -274,7 +275,7 @@ class Segmenter:
             short_side = stored_short_side(ckpt)
         return cls.from_module(
             module, window_batch, device=device, short_side=short_side, precision=precision,
-            max_pixels=max_pixels, on_large=on_large, compile=compile,
+            max_pixels=max_pixels, on_large=on_large, compile=compile, flip=flip,
         )  # fmt: skip
 
     @classmethod
@@ -283,7 +284,7 @@ class Segmenter:
         keeps the module's); ``options`` as the constructor's."""
         hp = module.hparams
         batch = window_batch if window_batch is not None else hp.window_batch
-        options.setdefault("flip", bool(hp.get("flip", False)))
+        options["flip"] = bool(hp.get("flip", False)) if options.get("flip") is None else options["flip"]
         return cls(module.model, module.templates, hp.window, hp.window_overlap, batch, **options)
 
     @classmethod
