@@ -22,6 +22,7 @@ settings and the interval of one setting's spread.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 
@@ -48,10 +49,11 @@ def paired_difference(setting: dict[int, float], reference: dict[int, float], le
     mean = statistics.fmean(diffs)
     if n < 2:
         return {"n": 1, "mean": mean, "lo": None, "hi": None, "verdict": "n < 2"}
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * statistics.stdev(diffs) / n**0.5
+    sd = statistics.stdev(diffs)
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / n**0.5
     lo, hi = mean - half, mean + half
     verdict = "better" if lo > 0 else "worse" if hi < 0 else "no difference"
-    return {"n": n, "mean": mean, "lo": lo, "hi": hi, "verdict": verdict}
+    return {"n": n, "mean": mean, "sd": sd, "lo": lo, "hi": hi, "verdict": verdict}
 
 
 def std_interval(values: Sequence[float], level: float = 0.95) -> dict:
@@ -88,9 +90,7 @@ def paired_power(effect: float, sd_diff: float, n: int, level: float = 0.95) -> 
     t_crit = float(stats.t.ppf(0.5 + level / 2, df))
     nc = abs(effect) * n**0.5 / sd_diff
     power = float(stats.nct.sf(t_crit, df, nc) + stats.nct.cdf(-t_crit, df, nc))
-    if (
-        power != power
-    ):  # scipy's noncentral t returns nan far in its tail: the normal limit is exact enough there
+    if math.isnan(power):  # scipy's noncentral t returns nan far in its tail: the normal limit is exact there
         power = float(stats.norm.sf(t_crit - nc) + stats.norm.cdf(-t_crit - nc))
     return min(1.0, power)
 

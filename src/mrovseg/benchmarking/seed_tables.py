@@ -161,20 +161,19 @@ def power_markdown(
         if reference is not None and name == reference:
             continue
         for metric in metrics:
-            values = per_seed(runs, metric)
-            if ref_runs is not None:
-                ref = per_seed(ref_runs, metric)
-                diffs = [values[s] - ref[s] for s in sorted(set(values) & set(ref))]
-            else:
-                diffs = list(values.values())
-            if len(diffs) < 2:
+            if ref_runs is not None:  # the std of the differences on the shared seeds
+                d = paired_difference(per_seed(runs, metric), per_seed(ref_runs, metric))
+                n, sd = d["n"], d.get("sd")
+            else:  # independent runs: √2 × the setting's own std
+                iv = std_interval(list(per_seed(runs, metric).values()))
+                n, sd = iv["n"], iv["std"] * 2**0.5 if iv["std"] is not None else None
+            if sd is None:
                 continue
-            sd = statistics.stdev(diffs) * (1.0 if ref_runs is not None else 2**0.5)
             if sd == 0:
                 cells = ["any"] + ["2"] * len(effects)
             else:
                 needed = [seeds_needed(e, sd, power) for e in effects]
-                cells = [f"{smallest_effect(sd, len(diffs), power):.1f}"]
+                cells = [f"{smallest_effect(sd, n, power):.1f}"]
                 cells += [str(n) if n is not None else "> 10000" for n in needed]
-            lines.append(f"| {name} | {metric} | {len(diffs)} | {sd:.1f} | " + " | ".join(cells) + " |")
+            lines.append(f"| {name} | {metric} | {n} | {sd:.1f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
