@@ -35,6 +35,25 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
     return datamodule, module
 
 
+def seed_by_name(seed: int, datamodule: L.LightningDataModule, module: L.LightningModule) -> None:
+    """``seed_by_name=true``: common random numbers for settings compared on the same seeds.
+
+    Each trainable module's initial weights come from ``(seed, its name)`` alone
+    (:mod:`mrovseg.model.seeded_init`), the data order from ``seed`` alone (``data.order_seed``, unless
+    set), and the global RNGs restart from ``seed`` once the model is built, so the random points of the
+    loss no longer depend on how many numbers the model's construction drew."""
+    redraw = getattr(module.model, "redraw_initial_weights", None)
+    if redraw is None:
+        raise ValueError(
+            f"seed_by_name=true: {type(module.model).__name__} cannot redraw its initial weights by name "
+            "(MROVSeg can); set seed_by_name=false."
+        )
+    redraw(seed)
+    if hasattr(datamodule, "order_seed") and datamodule.order_seed is None:
+        datamodule.order_seed = seed
+    L.seed_everything(seed, workers=True)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Runs training (and the final evaluation) for a composed config; returns the results."""
     from mrovseg.config_checks import check_config
@@ -45,6 +64,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     prepare_run_directory(cfg)  # an earlier run's checkpoints: resume, overwrite=true or refuse
     L.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg)
+    if cfg.get("seed_by_name"):
+        seed_by_name(cfg.seed, datamodule, module)
     if cfg.trainer.get("compile"):  # mrovseg.training.speed: the trainable parts, in place
         from mrovseg.training.speed import compile_trainable
 

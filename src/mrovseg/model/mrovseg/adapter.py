@@ -78,10 +78,15 @@ class MultiResFusion(nn.Module):
             self.proj_lr = nn.Sequential(LayerNorm2d(clip_dim), nn.Conv2d(clip_dim, dim, 1))
         if multires_fusion == "scale_attention":
             self.f_a = nn.Conv2d(dim, dim, 1)
-            nn.init.zeros_(self.f_a.weight)  # a = 0.5 at start: both resolutions weigh equally
-            nn.init.zeros_(self.f_a.bias)
         elif multires_fusion == "concat":
             self.merge = nn.Conv2d(2 * dim, dim, 1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The gate ``f_a`` starts at zero: a = 0.5 at start, both resolutions weigh equally."""
+        if self.multires_fusion == "scale_attention":
+            nn.init.zeros_(self.f_a.weight)
+            nn.init.zeros_(self.f_a.bias)
 
     def forward(self, high_res: torch.Tensor, low_res: torch.Tensor) -> torch.Tensor:
         """``high_res`` ``(B, Dc, Gh, Gw)``, ``low_res`` ``(B, Dc, gh, gw)`` → ``F`` ``(B, dim, Gh, Gw)``."""
@@ -157,7 +162,7 @@ class MultiResAdapter(nn.Module):
         self.num_queries = num_queries
         self.checkpoint = bool(checkpoint)
         self.queries = nn.Parameter(torch.zeros(num_queries, dim))
-        nn.init.trunc_normal_(self.queries, std=0.02)
+        self.reset_parameters()
         self.stem_proj = nn.Sequential(LayerNorm2d(clip_dim), nn.Conv2d(clip_dim, dim, 1))
         self.fusions = nn.ModuleList(
             MultiResFusion(clip_dim, dim, spatial_fusion, multires_fusion) for _ in self.fusion_layers
@@ -166,6 +171,10 @@ class MultiResAdapter(nn.Module):
         self.blocks = nn.ModuleList(Block(dim, num_heads, mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
         self.query_head = MLP(dim, dim, mask_dim, num_layers=3)  # MLP^Q, Eq. 3
+
+    def reset_parameters(self) -> None:
+        """The learnable queries (its children reset themselves)."""
+        nn.init.trunc_normal_(self.queries, std=0.02)
 
     def forward(self, high_res: dict[int, torch.Tensor], low_res: dict[int, torch.Tensor]) -> AdapterOutput:
         """``high_res[l]`` ``(B, Dc, Gh, Gw)`` (restored slices) and ``low_res[l]`` ``(B, Dc, gh, gw)``

@@ -89,7 +89,14 @@ class MultiGrainedClassifier(nn.Module):
             # first, so the other parameters get the same initial values for the same seed.
             self.local_mlp = None
         self.query_pos = nn.Parameter(torch.zeros(num_queries, clip_width))
-        self.void_embed = nn.Parameter(torch.randn(embed_dim) * embed_dim**-0.5)
+        self.void_embed = nn.Parameter(torch.empty(embed_dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """``query_pos`` zero, the void class's embedding normal with std ``embed_dim^-1/2``."""
+        nn.init.zeros_(self.query_pos)
+        with torch.no_grad():
+            self.void_embed.copy_(torch.randn(self.void_embed.shape) * self.void_embed.numel() ** -0.5)
 
     def attention_features(
         self, visual: torch.Tensor, global_grid: tuple[int, int]

@@ -33,19 +33,25 @@ from mrovseg.model.mrovseg.mask_decoder import MaskDecoder
 from mrovseg.model.mrovseg.slicer import Slicer
 from mrovseg.model.ovseg.mask_prompt_clip import MaskPromptCLIP
 from mrovseg.model.region_ensemble import ensembled
+from mrovseg.model.seeded_init import redraw_by_name_
 
 INITS = ("torch", "vit")
 
 
+def vit_linear_init_(layer: nn.Linear) -> None:
+    """ViT / DETR's linear layer: ``trunc_normal_(std=0.02)`` (its bounds ±2 are absolute, so in effect
+    a normal of std 0.02), bias zero."""
+    nn.init.trunc_normal_(layer.weight, std=0.02)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+
+
 def vit_init_(module: nn.Module) -> None:
-    """Re-initialise every ``nn.Linear`` under ``module`` as ViT / DETR do: ``trunc_normal_(std=0.02)``
-    (its bounds ±2 are absolute, so in effect a normal of std 0.02), biases zero. A layer whose
+    """Re-initialise every ``nn.Linear`` under ``module`` by :func:`vit_linear_init_`. A layer whose
     weights are all zero (a gate that must start closed) is left alone."""
     for layer in module.modules():
         if isinstance(layer, nn.Linear) and layer.weight.any():
-            nn.init.trunc_normal_(layer.weight, std=0.02)
-            if layer.bias is not None:
-                nn.init.zeros_(layer.bias)
+            vit_linear_init_(layer)
 
 
 def _split(features: ViewFeatures, first: int) -> tuple[ViewFeatures, ViewFeatures]:
@@ -106,6 +112,7 @@ class MROVSeg(nn.Module):
                 f"region_ensemble must be in [0, 1] and region_mask_thr in (0, 1), got {region_ensemble} "
                 f"and {region_mask_thr}."
             )
+        self.init = init
         self.region_ensemble = region_ensemble
         self.region_mask_thr = region_mask_thr
         # CLIP on region crops, no prompts and no weights of its own: held outside the module tree, so the
@@ -146,6 +153,12 @@ class MROVSeg(nn.Module):
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Everything but CLIP."""
         return trainable_parameters(self)
+
+    def redraw_initial_weights(self, seed: int) -> list[str]:
+        """``seed_by_name=true``: each trainable module's initial weights from ``(seed, its name)`` alone,
+        so settings that change one module start the others from the same weights (model.seeded_init)."""
+        parts = {"adapter": self.adapter, "decoder": self.decoder, "classifier": self.classifier}
+        return redraw_by_name_(parts, seed, vit_linear_init_ if self.init == "vit" else None)
 
     def encode_views(self, images: torch.Tensor) -> tuple[ViewFeatures, ViewFeatures | None, Any]:
         """Normalises, builds global view and slices, and runs the CLIP trunk (once per view size).
