@@ -102,6 +102,19 @@ def test_std_interval_matches_a_hand_computation() -> None:
     assert std_interval([1.0])["lo"] is None and spread_verdict(std_interval([1.0]), 1.0) == "n < 2"
 
 
+def test_std_ratio_interval_matches_a_hand_computation() -> None:
+    """s_a = 2, s_b = 1 over 5 values each: F_0.975(4, 4) = 9.6045, so σ_a/σ_b in [2/√9.6045, 2·√9.6045]."""
+    from mrovseg.benchmarking.seed_stats import std_ratio_interval
+
+    iv = std_ratio_interval(2.0, 5, 1.0, 5)
+    assert iv["ratio"] == 2.0 and iv["verdict"] == "no difference"
+    assert iv["lo"] == pytest.approx(0.64535, abs=1e-4) and iv["hi"] == pytest.approx(6.1982, abs=1e-3)
+    assert std_ratio_interval(1.0, 30, 4.0, 30)["verdict"] == "smaller"
+    assert std_ratio_interval(4.0, 30, 1.0, 30)["verdict"] == "larger"
+    with pytest.raises(ValueError, match="needs n >= 2"):
+        std_ratio_interval(1.0, 1, 1.0, 5)
+
+
 def test_spread_goal_table_and_bad_goal(tmp_path: Path, capsys) -> None:
     for seed, m in enumerate([1.0, 2.0, 3.0, 4.0, 5.0]):
         write_run(tmp_path / "a", seed, m, 10.0 + 0.01 * seed)

@@ -18,6 +18,9 @@ settings and the interval of one setting's spread.
   10 seeds, ``0.5`` → 34, at 80 % power and level 0.95); ``smallest_effect`` the ``Δ`` that ``n`` seeds
   decide with that power. ``σ_d`` is measured (the differences of two settings on shared seeds) or,
   for independent runs, ``√2·σ`` from one setting's spread ``σ``.
+- :func:`std_ratio_interval`: whether one comparison's ``σ_d`` is smaller than another's (common random
+  numbers, ``seed_by_name``): the ratio ``s_a / s_b`` of two sample stds with the F interval
+  ``[r/√F_{(1+level)/2}(n_a−1, n_b−1), r·√F_{(1+level)/2}(n_b−1, n_a−1)]`` (independent normal samples).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ __all__ = [
     "smallest_effect",
     "spread_verdict",
     "std_interval",
+    "std_ratio_interval",
 ]
 
 
@@ -68,6 +72,23 @@ def std_interval(values: Sequence[float], level: float = 0.95) -> dict:
     lo = std * ((n - 1) / float(stats.chi2.ppf(0.5 + level / 2, n - 1))) ** 0.5
     hi = std * ((n - 1) / float(stats.chi2.ppf(0.5 - level / 2, n - 1))) ** 0.5
     return {"n": n, "std": std, "lo": lo, "hi": hi}
+
+
+def std_ratio_interval(sd_a: float, n_a: int, sd_b: float, n_b: int, level: float = 0.95) -> dict:
+    """``σ_a / σ_b`` from sample stds over ``n_a`` and ``n_b`` values: the ratio, its F interval at
+    ``level`` (module docstring) and "smaller" / "larger" / "no difference" (whether it contains 1)."""
+    from scipy import stats
+
+    if min(n_a, n_b) < 2 or sd_a < 0 or sd_b <= 0:
+        raise ValueError(
+            f"std_ratio_interval: needs n >= 2 and sd_b > 0, got n {n_a}, {n_b} and sd {sd_a}, {sd_b}"
+        )
+    ratio = sd_a / sd_b
+    q = 0.5 + level / 2
+    lo = ratio / float(stats.f.ppf(q, n_a - 1, n_b - 1)) ** 0.5
+    hi = ratio * float(stats.f.ppf(q, n_b - 1, n_a - 1)) ** 0.5
+    verdict = "smaller" if hi < 1 else "larger" if lo > 1 else "no difference"
+    return {"ratio": ratio, "lo": lo, "hi": hi, "verdict": verdict}
 
 
 def spread_verdict(interval: dict, goal: float) -> str:
