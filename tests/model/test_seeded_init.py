@@ -104,9 +104,7 @@ def test_frozen_clip_and_the_global_rng_are_left_alone(make_model: Any) -> None:
     names = model.redraw_initial_weights(3)
     assert torch.equal(torch.rand(4), expected)
     assert all(torch.equal(p, clip[n]) for n, p in model.backbone.named_parameters())
-    assert {"adapter", "adapter.blocks.0.attn.qkv", "classifier"} <= set(
-        names
-    )
+    assert {"adapter", "adapter.blocks.0.attn.qkv", "classifier"} <= set(names)
     assert names.index("adapter.fusions.0.f_a") < names.index("adapter.fusions.0")  # the gate's parent last
     assert all(n.split(".")[0] in ("adapter", "decoder", "classifier") for n in names)
 
