@@ -159,6 +159,17 @@ def job_overrides(run_dir: Path) -> list[str]:
     return [str(o) for o in (yaml.safe_load(path.read_text()) or [])] if path.is_file() else []
 
 
+def drew_by_name(run_dir: Path) -> bool | None:
+    """Whether a training run drew its seed's numbers by name (``seed_by_name``); None for other runs."""
+    import yaml
+
+    path = run_dir / ".hydra" / "config.yaml"
+    cfg = yaml.safe_load(path.read_text()) if path.is_file() else None
+    if not isinstance(cfg, dict) or cfg.get("task_name") != "train":
+        return None
+    return bool(cfg.get("seed_by_name", False))
+
+
 def multirun_settings(sweep_dir: Path, metrics_file: str = "metrics.json") -> dict[str, list[Path]]:
     """The finished jobs of a Hydra multirun grouped by setting: the overrides that differ between jobs,
     less ``seed=`` (overrides every job shares are left out of the names)."""
@@ -277,6 +288,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.reference and args.reference not in by_seed:
                 print(f"error: reference {args.reference!r} is none of {sorted(by_seed)}", file=sys.stderr)
                 return 2
+            drawn = {name: {drew_by_name(r) for r in runs} - {None} for name, runs in groups.items()}
+            if len(set().union(*drawn.values())) > 1:
+                print(
+                    "warning: some training runs drew by name (seed_by_name=true) and some did not: "
+                    + ", ".join(f"{k}: {sorted(v)}" for k, v in drawn.items() if v)
+                    + "; a seed's numbers differ between them, so they pair only on the seed's number",
+                    file=sys.stderr,
+                )
             for reference in ([args.reference] if args.reference else []) + ([None] if args.steps else []):
                 print()
                 print(paired_markdown(list(by_seed.items()), reference))

@@ -127,6 +127,23 @@ def test_spread_goal_table_and_bad_goal(tmp_path: Path, capsys) -> None:
             seeds.main(["--collect", str(tmp_path / "a"), "--spread-goal", bad])
 
 
+def test_pairing_rows_that_drew_differently_is_warned(tmp_path: Path, capsys) -> None:
+    """seed_by_name=true moves every draw of a seed: pairing such a row with one that ran without it is named;
+    evaluation runs (no such key) are not counted."""
+    for row, task, by_name in [("ref", "train", None), ("crn", "train", True), ("ev", "eval", None)]:
+        for seed in (0, 1):
+            write_run(tmp_path / row, seed, 50.0 + seed, 10.0)
+            config = {"task_name": task, **({} if by_name is None else {"seed_by_name": by_name})}
+            (tmp_path / row / f"seed_{seed}" / ".hydra").mkdir()
+            (tmp_path / row / f"seed_{seed}" / ".hydra" / "config.yaml").write_text(json.dumps(config))
+    ref = str(tmp_path / "ref")
+    assert seeds.main(["--collect", ref, str(tmp_path / "crn"), "--reference", ref]) == 0
+    err = capsys.readouterr().err
+    assert "some training runs drew by name" in err and f"{ref}: [False], crn: [True]" in err
+    assert seeds.main(["--collect", ref, str(tmp_path / "ev"), "--reference", ref]) == 0
+    assert "drew by name" not in capsys.readouterr().err
+
+
 def test_pairing_uses_seeds_not_order(tmp_path: Path, capsys) -> None:
     """The same differences whatever order the runs are listed in; unshared seeds are left out."""
     for seed, m in [(0, 50.0), (1, 60.0), (2, 55.0)]:
